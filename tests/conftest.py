@@ -1,0 +1,168 @@
+"""Shared fixtures.
+
+Services: PostgreSQL and Redis are used for real, at the URLs in
+BONEAGE_TEST_DATABASE_URL and BONEAGE_TEST_REDIS_URL. When one is not reachable
+the tests that need it are skipped with a message saying what to start, unless
+BONEAGE_REQUIRE_SERVICES=1 (set by .ci/run), which turns the skip into a failure.
+
+Model: `synthetic_dataset` and `tiny_model` build a small synthetic data set and
+train the real "demo" recipe on it once per test session.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import pytest
+
+from boneage.settings import Settings
+
+DEFAULT_TEST_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+DEFAULT_TEST_REDIS_URL = "redis://127.0.0.1:6379/15"
+CHROMIUM = os.environ.get("BONEAGE_TEST_CHROMIUM", "/usr/bin/chromium")
+REPO_ROOT = Path(__file__).resolve().parents[1]
+RSNA_SAMPLE = REPO_ROOT.parent / "shared" / "data" / "rsna-sample"
+
+
+def services_required() -> bool:
+    return os.environ.get("BONEAGE_REQUIRE_SERVICES") == "1"
+
+
+def service_unavailable(message: str):
+    """Skip, or fail when BONEAGE_REQUIRE_SERVICES=1."""
+    if services_required():
+        pytest.fail(f"{message} (BONEAGE_REQUIRE_SERVICES=1, so this is a failure)", pytrace=False)
+    pytest.skip(message)
+
+
+# ---------------------------------------------------------------- PostgreSQL
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url() -> str:
+    url = os.environ.get("BONEAGE_TEST_DATABASE_URL", DEFAULT_TEST_DATABASE_URL)
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url, connect_args={"connect_timeout": 3})
+    try:
+        with engine.connect() as connection:
+            connection.execute(sa.text("SELECT 1"))
+    except Exception as exc:  # noqa: BLE001 - any failure means "not there"
+        service_unavailable(
+            f"PostgreSQL is not reachable at {url} ({type(exc).__name__}). Start it, e.g. "
+            "`docker run -d -p 5432:5432 -e POSTGRES_HOST_AUTH_METHOD=trust -e POSTGRES_DB=test "
+            "postgres:16`, or point BONEAGE_TEST_DATABASE_URL at one"
+        )
+    finally:
+        engine.dispose()
+    return url
+
+
+@pytest.fixture
+def postgres_url(postgres_server_url: str):
+    """A database URL whose search_path is a fresh schema, dropped afterwards."""
+    import sqlalchemy as sa
+
+    schema = f"boneage_test_{uuid.uuid4().hex[:12]}"
+    engine = sa.create_engine(postgres_server_url)
+    with engine.begin() as connection:
+        connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    separator = "&" if "?" in postgres_server_url else "?"
+    yield f"{postgres_server_url}{separator}options=-csearch_path%3D{schema}"
+    from db.session import dispose_engines
+
+    dispose_engines()
+    with engine.begin() as connection:
+        connection.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    engine.dispose()
+
+
+# --------------------------------------------------------------------- Redis
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    url = os.environ.get("BONEAGE_TEST_REDIS_URL", DEFAULT_TEST_REDIS_URL)
+    import redis
+
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=3).ping()
+    except Exception as exc:  # noqa: BLE001
+        service_unavailable(
+            f"Redis is not reachable at {url} ({type(exc).__name__}). Start it, e.g. "
+            "`docker run -d -p 6379:6379 redis:7`, or point BONEAGE_TEST_REDIS_URL at one"
+        )
+    return url
+
+
+# ------------------------------------------------------------------ Settings
+
+
+def make_settings(root: Path, **overrides: str) -> Settings:
+    """Settings rooted in `root`; keyword arguments are environment variables."""
+    env = {"BONEAGE_VAR_DIR": str(root / "var"), **overrides}
+    settings = Settings.from_env(env)
+    settings.ensure_dirs()
+    return settings
+
+
+@pytest.fixture
+def embedded_settings(tmp_path: Path) -> Settings:
+    """Embedded mode (SQLite + filesystem transport) in a temporary directory, migrated."""
+    import migrations
+
+    settings = make_settings(tmp_path)
+    migrations.upgrade(settings.database_url)
+    return settings
+
+
+@pytest.fixture
+def service_settings(tmp_path: Path, postgres_url: str, redis_url: str) -> Settings:
+    """PostgreSQL (fresh schema) + Redis, with queue names unique to this test."""
+    import migrations
+
+    suffix = uuid.uuid4().hex[:8]
+    settings = make_settings(
+        tmp_path,
+        DATABASE_URL=postgres_url,
+        BROKER_URL=redis_url,
+        BONEAGE_INFERENCE_QUEUE=f"inference_{suffix}",
+        BONEAGE_CPU_QUEUE=f"cpu_{suffix}",
+    )
+    migrations.upgrade(settings.database_url)
+    return settings
+
+
+# --------------------------------------------------------------------- Model
+
+
+@pytest.fixture(scope="session")
+def synthetic_dataset(tmp_path_factory) -> Path:
+    """48 synthetic radiographs (128 px) in the RSNA layout."""
+    from training.synth import generate_dataset
+
+    return Path(generate_dataset(tmp_path_factory.mktemp("synthetic"), 48, size=128, seed=0, progress=False))
+
+
+@pytest.fixture(scope="session")
+def tiny_model(synthetic_dataset: Path, tmp_path_factory) -> Path:
+    """A real "demo" checkpoint trained for one epoch at 64 px; returns model.pt's path."""
+    from training.train import train
+
+    out = tmp_path_factory.mktemp("tiny-model")
+    return Path(
+        train(synthetic_dataset, "demo", out, seed=0, epochs=1, image_size=64, limit=48, progress=False)
+    )
+
+
+@pytest.fixture
+def chromium_path() -> str:
+    if not Path(CHROMIUM).exists() or shutil.which(CHROMIUM) is None:
+        service_unavailable(
+            f"Chromium is not installed at {CHROMIUM}: `apt-get install -y chromium` "
+            "(or set BONEAGE_TEST_CHROMIUM)"
+        )
+    return CHROMIUM
