@@ -133,7 +133,10 @@ def service_settings(tmp_path: Path, postgres_url: str, redis_url: str) -> Setti
         BONEAGE_CPU_QUEUE=f"cpu_{suffix}",
     )
     migrations.upgrade(settings.database_url)
-    return settings
+    yield settings
+    import redis
+
+    redis.Redis.from_url(redis_url).delete(settings.inference_queue, settings.cpu_queue)
 
 
 # --------------------------------------------------------------------- Model
@@ -166,3 +169,59 @@ def chromium_path() -> str:
             "(or set BONEAGE_TEST_CHROMIUM)"
         )
     return CHROMIUM
+
+
+# --------------------------------------------------------------------- Queue
+
+
+def read_queued_tasks(settings: Settings, queue: str | None = None) -> list[tuple[str, list]]:
+    """(task name, args) of the messages waiting on a queue, read from the broker itself
+    (message files of the filesystem transport, or the Redis list)."""
+    import base64
+    import json
+
+    queue = queue or settings.inference_queue
+    if settings.embedded:
+        raw = [
+            p.read_bytes()
+            for p in sorted(settings.queue_messages_dir.glob(f"*.{queue}.msg"))
+        ]
+    else:
+        import redis
+
+        raw = redis.Redis.from_url(settings.broker_url).lrange(queue, 0, -1)
+    tasks = []
+    for item in raw:
+        message = json.loads(item)
+        body = message["body"]
+        if message.get("properties", {}).get("body_encoding") == "base64":
+            body = base64.b64decode(body)
+        args = json.loads(body)[0]
+        tasks.append((message["headers"]["task"], args))
+    return tasks
+
+
+def make_png(size: int = 96, seed: int = 0) -> bytes:
+    """A small grayscale PNG that decodes like a radiograph would (for upload checks)."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    pixels = (rng.random((size, size)) * 255).astype("uint8")
+    buffer = io.BytesIO()
+    Image.fromarray(pixels, mode="L").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def queued_tasks():
+    """queued_tasks(settings[, queue]) -> [(task name, args)] waiting on the broker."""
+    return read_queued_tasks
+
+
+@pytest.fixture
+def png_bytes():
+    """png_bytes(size=96, seed=0) -> a small grayscale PNG."""
+    return make_png

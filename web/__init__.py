@@ -1,0 +1,59 @@
+"""The web app: a Flask app factory with two blueprints (pages, api).
+
+It queues work by task name through a Celery client and never imports torch or
+the model code, so it starts fast and stays small.
+
+    gunicorn "web:create_app()"
+"""
+
+from __future__ import annotations
+
+from flask import Flask, jsonify
+from sqlalchemy import text
+
+from boneage.settings import Settings
+from db.files import FileStore
+from db.session import get_engine, unit_of_work_factory
+from web.services import Services
+from worker.config import make_celery
+
+
+def celery_init_app(app: Flask, settings: Settings):
+    """The Flask docs' Celery pattern: the app's Celery client in app.extensions."""
+    celery = make_celery(settings, main=app.name)
+    app.extensions["celery"] = celery
+    return celery
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = settings or Settings.from_env()
+    settings.ensure_dirs()
+    app = Flask(__name__)
+    app.config.update(
+        MAX_CONTENT_LENGTH=settings.max_upload_bytes,
+        JSON_SORT_KEYS=False,
+        PROPAGATE_EXCEPTIONS=False,
+    )
+    app.json.sort_keys = False
+    celery = celery_init_app(app, settings)
+    app.extensions["boneage"] = Services(
+        settings=settings,
+        uow=unit_of_work_factory(settings.database_url),
+        files=FileStore(settings.files_dir),
+        celery=celery,
+    )
+
+    from web import api, pages
+    from web.errors import register_error_handlers
+
+    app.register_blueprint(pages.bp)
+    app.register_blueprint(api.bp)
+    register_error_handlers(app)
+
+    @app.get("/healthz")
+    def healthz():
+        with get_engine(settings.database_url).connect() as connection:
+            connection.execute(text("SELECT 1"))
+        return jsonify(status="ok")
+
+    return app

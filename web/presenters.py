@@ -1,0 +1,95 @@
+"""Turning an Assessment into what the page and the API show."""
+
+from __future__ import annotations
+
+from flask import url_for
+
+from db.models import Assessment, ModelVersion
+from training.stages import compare_with_chronological_age, format_years_months
+
+DISCLAIMER = (
+    "This result is decision support for a qualified reader, not a diagnosis. "
+    "It must be interpreted together with the radiograph and the clinical context."
+)
+SYNTHETIC_LABEL = "synthetic demo model, not for clinical use"
+
+READINGS = {
+    "delayed": "delayed (more than 2 SD below the mean for age)",
+    "normal": "within normal limits (within 2 SD of the mean for age)",
+    "advanced": "advanced (more than 2 SD above the mean for age)",
+    "indeterminate": "indeterminate (the age is outside the reference table)",
+}
+
+
+def model_json(model: ModelVersion | None) -> dict | None:
+    if model is None:
+        return None
+    label = model.label or (SYNTHETIC_LABEL if model.synthetic else None)
+    return {
+        "name": model.name,
+        "recipe": model.recipe,
+        "trained_on": model.trained_on,
+        "label": label,
+        "not_for_clinical_use": model.synthetic,
+    }
+
+
+def comparison_json(assessment: Assessment) -> dict | None:
+    if assessment.chronological_age_months is None or assessment.bone_age_months is None:
+        return None
+    c = compare_with_chronological_age(
+        assessment.bone_age_months, assessment.chronological_age_months, assessment.sex
+    )
+    return {
+        "reference": "Greulich-Pyle (Brush Foundation standard)",
+        "chronological_age_months": c.chronological_age_months,
+        "chronological_age": format_years_months(c.chronological_age_months),
+        "expected_bone_age_months": _round(c.expected_bone_age_months),
+        "sd_months": _round(c.sd_months),
+        "sd_score": _round(c.z_score),
+        "reading": c.reading,
+        "reading_text": READINGS[c.reading],
+    }
+
+
+def assessment_json(assessment: Assessment) -> dict:
+    result = None
+    if assessment.status == "succeeded":
+        result = {
+            "bone_age_months": _round(assessment.bone_age_months),
+            "bone_age": format_years_months(assessment.bone_age_months),
+            "stage": assessment.stage,
+            "heatmap_url": url_for("api.heatmap", assessment_id=assessment.id)
+            if assessment.heatmap_path
+            else None,
+            "model": model_json(assessment.model_version),
+            "comparison": comparison_json(assessment),
+            "timings": {
+                "queue_wait_seconds": _round(assessment.queue_wait_seconds, 3),
+                "inference_seconds": _round(assessment.inference_seconds, 3),
+            },
+        }
+    return {
+        "id": assessment.id,
+        "status": assessment.status,
+        "url": url_for("api.get_assessment", assessment_id=assessment.id),
+        "page_url": url_for("pages.assessment", assessment_id=assessment.id),
+        "image_url": url_for("api.image", assessment_id=assessment.id),
+        "created_at": _iso(assessment.created_at),
+        "started_at": _iso(assessment.started_at),
+        "finished_at": _iso(assessment.finished_at),
+        "error": assessment.error,
+        "sex": assessment.sex,
+        "chronological_age_months": assessment.chronological_age_months,
+        "reference": assessment.reference,
+        "result": result,
+        "disclaimer": DISCLAIMER,
+    }
+
+
+def _iso(value) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _round(value: float | None, digits: int = 1) -> float | None:
+    return None if value is None else round(float(value), digits)

@@ -1,0 +1,1 @@
+"""Celery worker: the app (worker.celery_app) and its tasks (worker.tasks)."""
