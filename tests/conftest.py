@@ -225,3 +225,93 @@ def queued_tasks():
 def png_bytes():
     """png_bytes(size=96, seed=0) -> a small grayscale PNG."""
     return make_png
+
+
+# -------------------------------------------------------------------- Worker
+
+
+class WorkerProcess:
+    """A real Celery worker (`python -m celery -A worker.celery_app worker`, solo pool)
+    in a subprocess, configured through the environment from `settings`."""
+
+    def __init__(self, settings: Settings, name: str = "worker"):
+        self.settings = settings
+        self.log_path = settings.var_dir / f"{name}-{uuid.uuid4().hex[:6]}.log"
+        self.process = None
+
+    def start(self, timeout: float = 120) -> "WorkerProcess":
+        import subprocess
+        import sys
+        import time
+
+        env = {**os.environ, **self.settings.to_env(), "PYTHONUNBUFFERED": "1", "BONEAGE_DEVICE": "cpu"}
+        command = [
+            sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker",
+            "-Q", f"{self.settings.inference_queue},{self.settings.cpu_queue}",
+            "--pool", "solo", "--without-gossip", "--without-mingle", "--loglevel", "INFO",
+            "--hostname", f"test-{uuid.uuid4().hex[:8]}@%h",
+        ]
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the worker exited with {self.process.returncode}:\n{self.log()}")
+            if " ready." in self.log():
+                return self
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"the worker was not ready after {timeout} s:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self) -> None:
+        import signal
+        import subprocess
+
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+
+def wait_until_finished(client, assessment_id: str, timeout: float = 180) -> dict:
+    """Poll GET /api/v1/assessments/<id> until it succeeded or failed."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        body = client.get(f"/api/v1/assessments/{assessment_id}").get_json()
+        if body["status"] in ("succeeded", "failed"):
+            return body
+        if time.monotonic() > deadline:
+            raise AssertionError(f"assessment still {body['status']} after {timeout} s")
+        time.sleep(0.25)
+
+
+@pytest.fixture(scope="session")
+def start_worker():
+    """start_worker(settings) -> a running WorkerProcess; all are stopped at the end."""
+    workers: list[WorkerProcess] = []
+
+    def start(settings: Settings, name: str = "worker") -> WorkerProcess:
+        worker = WorkerProcess(settings, name)
+        workers.append(worker)
+        return worker.start()
+
+    yield start
+    for worker in workers:
+        worker.stop()
+
+
+@pytest.fixture(scope="session")
+def wait_finished():
+    """wait_finished(client, assessment_id, timeout=180) -> the finished assessment's JSON."""
+    return wait_until_finished

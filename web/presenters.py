@@ -5,13 +5,13 @@ from __future__ import annotations
 from flask import url_for
 
 from db.models import Assessment, ModelVersion
+from db.registry import SYNTHETIC_LABEL
 from training.stages import compare_with_chronological_age, format_years_months
 
 DISCLAIMER = (
     "This result is decision support for a qualified reader, not a diagnosis. "
     "It must be interpreted together with the radiograph and the clinical context."
 )
-SYNTHETIC_LABEL = "synthetic demo model, not for clinical use"
 
 READINGS = {
     "delayed": "delayed (more than 2 SD below the mean for age)",

@@ -1,0 +1,197 @@
+"""`boneage up`: the whole service on one machine.
+
+Migrates the database, trains and registers the synthetic demo model when no
+model is active, then starts the web server (gunicorn), one worker (solo pool, all
+queues) and the scheduler (celery beat) as child processes, and stops them
+together on Ctrl-C or SIGTERM, or when any of them dies.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from boneage.settings import Settings
+
+DEMO_IMAGES = 400
+DEMO_IMAGE_SIZE = 256
+STOP_TIMEOUT_S = 20
+START_TIMEOUT_S = 120
+
+
+@dataclass
+class Child:
+    name: str
+    command: list[str]
+    log_path: Path
+    process: subprocess.Popen | None = None
+
+
+def child_commands(settings: Settings, host: str, port: int, beat: bool) -> list[tuple[str, list[str]]]:
+    python = sys.executable
+    commands = [
+        (
+            "web",
+            [python, "-m", "gunicorn", "--bind", f"{host}:{port}", "--workers", "2", "--threads", "4",
+             "--access-logfile", "-", "web:create_app()"],
+        ),
+        (
+            "worker",
+            [python, "-m", "celery", "-A", "worker.celery_app", "worker",
+             "-Q", f"{settings.inference_queue},{settings.cpu_queue}", "--pool", "solo",
+             "--without-gossip", "--without-mingle", "--loglevel", "INFO", "--hostname", "boneage@%h"],
+        ),
+    ]
+    if beat:
+        commands.append(
+            ("beat", [python, "-m", "celery", "-A", "worker.celery_app", "beat", "--loglevel", "INFO",
+                      "--schedule", str(settings.beat_schedule_path)])
+        )
+    return commands
+
+
+def ensure_demo_model(settings: Settings) -> None:
+    """Train and register the synthetic demo model if no model is active."""
+    from db.registry import SYNTHETIC_LABEL, register_model
+    from db.session import unit_of_work_factory
+
+    with unit_of_work_factory(settings.database_url)() as uow:
+        active = uow.models.active()
+        if active is not None:
+            print(f"model: {active.name}" + (f" ({active.label})" if active.label else ""))
+            return
+
+    print("No model is registered yet: training the demo model on synthetic radiographs.")
+    print(f"This is a {SYNTHETIC_LABEL}. It takes a few minutes on a CPU, once.")
+    from training.synth import generate_dataset
+    from training.train import train
+
+    data_dir = settings.var_dir / "demo-data"
+    if not (data_dir / "boneage-training-dataset.csv").is_file():
+        generate_dataset(data_dir, DEMO_IMAGES, size=DEMO_IMAGE_SIZE, seed=0, progress=True)
+    checkpoint = train(data_dir, "demo", settings.model_dir / "demo-training", seed=0, progress=True)
+    model = register_model(settings, checkpoint, activate=True, label=SYNTHETIC_LABEL)
+    print(f"registered and activated {model.name}: {model.label}")
+
+
+def run(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000, beat: bool = True) -> int:
+    import migrations
+
+    settings.ensure_dirs()
+    migrations.upgrade(settings.database_url)
+    ensure_demo_model(settings)
+
+    log_dir = settings.var_dir / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    children = [Child(name, command, log_dir / f"{name}.log") for name, command in child_commands(settings, host, port, beat)]
+    env = {**os.environ, **settings.to_env(), "PYTHONUNBUFFERED": "1"}
+
+    stopping = False
+
+    def request_stop(signum, _frame):
+        nonlocal stopping
+        stopping = True
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        for child in children:
+            child.process = _start(child, env)
+            print(f"started {child.name} (pid {child.process.pid}); log: {child.log_path}")
+        url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/"
+        if not _wait_until_serving(url, children, lambda: stopping):
+            return _stop(children, exit_code=1)
+        print(f"\nboneage is running at {url}  (Ctrl-C stops it)\n", flush=True)
+        while not stopping:
+            for child in children:
+                if child.process.poll() is not None:
+                    _report_death(child)
+                    return _stop(children, exit_code=1)
+            time.sleep(0.5)
+        print("stopping…", flush=True)
+        return _stop(children, exit_code=0)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _start(child: Child, env: dict[str, str]) -> subprocess.Popen:
+    log = child.log_path.open("ab")
+    try:
+        return subprocess.Popen(
+            child.command,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            preexec_fn=_child_setup,
+        )
+    finally:
+        log.close()
+
+
+def _child_setup() -> None:
+    # Own process group: Ctrl-C reaches only the supervisor, which stops the children
+    # in order. On Linux, also ask the kernel to stop the child if the supervisor dies.
+    os.setsid()
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        except OSError:
+            pass
+
+
+def _wait_until_serving(url: str, children: list[Child], stopped) -> bool:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline and not stopped():
+        for child in children:
+            if child.process.poll() is not None:
+                _report_death(child)
+                return False
+        try:
+            with urllib.request.urlopen(url + "healthz", timeout=2) as response:
+                if response.status == 200:
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.5)
+    if not stopped():
+        print(f"the web server did not answer at {url} within {START_TIMEOUT_S} s; see {children[0].log_path}")
+    return False
+
+
+def _report_death(child: Child) -> None:
+    print(f"{child.name} exited with status {child.process.returncode}; last lines of {child.log_path}:", file=sys.stderr)
+    lines = child.log_path.read_text(errors="replace").splitlines()[-20:]
+    for line in lines:
+        print(f"  {line}", file=sys.stderr)
+
+
+def _stop(children: list[Child], exit_code: int) -> int:
+    running = [c for c in children if c.process is not None and c.process.poll() is None]
+    for child in running:
+        _signal_group(child.process, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT_S
+    for child in running:
+        try:
+            child.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            print(f"{child.name} did not stop in {STOP_TIMEOUT_S} s; killing it", file=sys.stderr)
+            _signal_group(child.process, signal.SIGKILL)
+            child.process.wait()
+    print("stopped web, worker" + (" and beat" if len(children) > 2 else ""), flush=True)
+    return exit_code
+
+
+def _signal_group(process: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(process.pid, sig)
+    except ProcessLookupError:
+        pass
