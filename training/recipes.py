@@ -1,0 +1,82 @@
+"""Training recipes: every choice that defines a model, in one frozen record.
+
+`seed` is exactly the student report's recipe (shared/seed/bone-age-report.txt).
+`default` applies the lessons of shared/reference/README.md (Deeplasia, the RSNA 2017
+winner, and the CPU calibration runs): sex input, MSE-family loss on a z-scored target,
+warm-up + cosine schedule, affine and contrast augmentation, EMA weights and flip
+test-time augmentation, at 224 px where a CPU budget buys more steps than pixels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    image_size: int = 224
+    resize_mode: str = "letterbox"  # "letterbox" keeps the whole hand; "resize_crop" = Resize(256)+CenterCrop(224)
+    intensity: str = "percentile"  # "percentile" stretches 1st-99th percentile; "raw" keeps the file's values
+    use_sex: bool = True
+    loss: str = "smooth_l1_z"  # "smooth_l1_z" on the z-scored age; "mse_months" on raw months
+    optimizer: str = "adamw"  # "adamw" | "adam"
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    batch_size: int = 32
+    epochs: int = 40
+    schedule: str = "warmup_cosine"  # "warmup_cosine" | "constant"
+    augment: str = "strong"  # "strong" | "rotate10" | "none"
+    tta: bool = True  # average with the horizontally flipped image at evaluation
+    ema: bool = True  # evaluate an exponential moving average of the weights
+    precise_bn: bool = True  # re-estimate BatchNorm statistics on training images before each evaluation
+    init: str = "imagenet"  # "imagenet" | "random" | a checkpoint path
+    freeze_backbone: bool = False
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Recipe":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def with_overrides(self, **overrides) -> "Recipe":
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+SEED = Recipe(
+    name="seed",
+    image_size=224,
+    resize_mode="resize_crop",
+    intensity="raw",
+    use_sex=False,
+    loss="mse_months",
+    optimizer="adam",
+    lr=1e-3,
+    weight_decay=0.0,
+    batch_size=32,
+    epochs=5,
+    schedule="constant",
+    augment="rotate10",
+    tta=False,
+    ema=False,
+    precise_bn=False,
+)
+
+DEFAULT = Recipe(name="default")
+
+# For the full RSNA set on a GPU: the resolution the anchors use.
+LARGE = Recipe(name="large", image_size=448, epochs=60, batch_size=32, lr=1e-3)
+
+# A small fast model for `boneage up` on synthetic data: a couple of minutes on a CPU.
+DEMO = Recipe(name="demo", image_size=128, epochs=8, batch_size=16, init="random")
+
+RECIPES = {recipe.name: recipe for recipe in (SEED, DEFAULT, LARGE, DEMO)}
+
+
+def get_recipe(name: str) -> Recipe:
+    try:
+        return RECIPES[name]
+    except KeyError:
+        raise ValueError(f"unknown recipe {name!r}; choose one of {', '.join(RECIPES)}") from None

@@ -1,0 +1,309 @@
+"""Training: `boneage train --data DIR --recipe NAME --out DIR`.
+
+Deterministic under a seed, resumable from `last.pt`, selects the best epoch by
+validation MAE, and reports metrics on the held-out test split only.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.optim.swa_utils import AveragedModel
+from tqdm import tqdm
+
+from training.augment import augment, to_float
+from training.cache import load_image_array
+from training.inference import predict_months
+from training.model import build_model, default_device, save_checkpoint
+from training.preprocess import Preprocessing
+from training.recipes import Recipe, get_recipe
+from training.rsna import Record, load_records
+from training.split import stratified_split
+
+EMA_DECAY = 0.998
+WARMUP_FRACTION = 0.05
+PRECISE_BN_IMAGES = 256
+
+
+def _ema_with_warmup(averaged: torch.Tensor, current: torch.Tensor, num_averaged: torch.Tensor) -> torch.Tensor:
+    """EMA whose decay ramps up from 0, so that short runs are not dominated by the
+    random initial weights (and their BatchNorm statistics)."""
+    decay = min(EMA_DECAY, (1.0 + float(num_averaged)) / (10.0 + float(num_averaged)))
+    return decay * averaged + (1.0 - decay) * current
+
+
+class TrainingData:
+    """The records of one dataset, its split and the cached image squares."""
+
+    def __init__(self, records: list[Record], split: dict[str, list[str]], images: np.ndarray):
+        self.records = records
+        self.split = split
+        self.images = images
+        self.ages = np.array([r.bone_age_months for r in records], dtype=np.float32)
+        self.male = np.array([r.male for r in records], dtype=np.float32)
+        position = {r.id: i for i, r in enumerate(records)}
+        self.indices = {name: np.array([position[i] for i in ids], dtype=np.int64) for name, ids in split.items()}
+
+    @classmethod
+    def prepare(cls, data_dir, recipe: Recipe, *, split_seed: int = 0, limit: int | None = None,
+                split: dict[str, list[str]] | None = None, progress: bool = True, cache_dir=None) -> "TrainingData":
+        records = sorted(load_records(data_dir), key=lambda r: r.id)
+        if limit is not None and limit < len(records):
+            chosen = np.random.default_rng(split_seed).choice(len(records), size=limit, replace=False)
+            records = [records[i] for i in sorted(chosen)]
+        split = split or stratified_split(records, seed=split_seed)
+        images = load_image_array(records, Preprocessing.from_recipe(recipe), cache_dir, progress)
+        return cls(records, split, images)
+
+    def part(self, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        idx = self.indices[name]
+        return self.images[idx], self.male[idx], self.ages[idx]
+
+
+def train(
+    data_dir,
+    recipe: str | Recipe,
+    out_dir,
+    *,
+    seed: int = 0,
+    epochs: int | None = None,
+    image_size: int | None = None,
+    time_budget_s: float | None = None,
+    progress: bool = True,
+    limit: int | None = None,
+    init: str | None = None,
+    resume: bool = False,
+    split_seed: int = 0,
+    cache_dir=None,
+    threads: int | None = None,
+) -> Path:
+    """Train, write out_dir/model.pt (+ model.json) and return its path."""
+    recipe = get_recipe(recipe) if isinstance(recipe, str) else recipe
+    recipe = recipe.with_overrides(epochs=epochs, image_size=image_size, init=init)
+    if threads:
+        torch.set_num_threads(threads)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    data = TrainingData.prepare(data_dir, recipe, split_seed=split_seed, limit=limit, progress=progress,
+                                cache_dir=cache_dir)
+    trainer = Trainer(recipe, data, out_dir, seed=seed, time_budget_s=time_budget_s, progress=progress,
+                      data_dir=str(data_dir))
+    if resume and (out_dir / "last.pt").is_file():
+        trainer.restore(out_dir / "last.pt")
+    return trainer.run()
+
+
+class Trainer:
+    def __init__(self, recipe: Recipe, data: TrainingData, out_dir: Path, *, seed: int,
+                 time_budget_s: float | None, progress: bool, data_dir: str):
+        self.recipe = recipe
+        self.data = data
+        self.out_dir = out_dir
+        self.seed = seed
+        self.time_budget_s = time_budget_s
+        self.progress = progress
+        self.data_dir = data_dir
+        self.device = default_device()
+
+        torch.manual_seed(seed)
+        train_ages = data.part("train")[2]
+        self.model = build_model(recipe, float(train_ages.mean()), float(train_ages.std() or 1.0)).to(self.device)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        if recipe.optimizer == "adam":
+            self.optimizer = torch.optim.Adam(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
+        else:
+            self.optimizer = torch.optim.AdamW(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
+        self.ema = AveragedModel(self.model, avg_fn=_ema_with_warmup, use_buffers=True) if recipe.ema else None
+        self.generator = torch.Generator().manual_seed(seed)
+        self.steps_per_epoch = max(1, math.ceil(len(data.indices["train"]) / recipe.batch_size))
+        self.total_epochs = recipe.epochs
+        self.epoch = 0
+        self.step = 0
+        self.history: list[dict] = []
+        self.best: dict | None = None
+        self.best_state: dict | None = None
+        self.train_seconds = 0.0
+
+    # -- schedule ---------------------------------------------------------------
+    def learning_rate(self) -> float:
+        if self.recipe.schedule == "constant":
+            return self.recipe.lr
+        total = self.total_epochs * self.steps_per_epoch
+        warmup = max(1, int(WARMUP_FRACTION * total))
+        if self.step < warmup:
+            return self.recipe.lr * (self.step + 1) / warmup
+        progress = min(1.0, (self.step - warmup) / max(1, total - warmup))
+        return self.recipe.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+    # -- one epoch ----------------------------------------------------------------
+    def _loss(self, images, male, ages) -> torch.Tensor:
+        if self.recipe.loss == "mse_months":
+            return F.mse_loss(self.model(images, male), ages)
+        z_target = (ages - self.model.target_mean) / self.model.target_std
+        return F.smooth_l1_loss(self.model.standardised(images, male), z_target)
+
+    def train_one_epoch(self) -> float:
+        self.model.train()
+        if self.recipe.freeze_backbone:
+            self.model.backbone.eval()  # frozen BN statistics too
+        images, male, ages = self.data.part("train")
+        order = torch.randperm(len(images), generator=self.generator).numpy()
+        losses = []
+        bar = tqdm(range(self.steps_per_epoch), desc=f"epoch {self.epoch + 1}/{self.total_epochs}",
+                   disable=not self.progress, leave=False, unit="batch")
+        for b in bar:
+            idx = order[b * self.recipe.batch_size : (b + 1) * self.recipe.batch_size]
+            if len(idx) < 2:  # BatchNorm needs two samples
+                continue
+            x = augment(to_float(torch.from_numpy(images[idx])), self.recipe.augment, self.generator).to(self.device)
+            m = torch.from_numpy(male[idx]).to(self.device)
+            y = torch.from_numpy(ages[idx]).to(self.device)
+            for group in self.optimizer.param_groups:
+                group["lr"] = self.learning_rate()
+            loss = self._loss(x, m, y)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            if self.ema is not None:
+                self.ema.update_parameters(self.model)
+            self.step += 1
+            losses.append(loss.item())
+            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", lr=f"{self.learning_rate():.1e}")
+        return float(np.mean(losses)) if losses else float("nan")
+
+    def evaluated_model(self):
+        return self.ema.module if self.ema is not None else self.model
+
+    @torch.no_grad()
+    def refresh_batchnorm(self) -> None:
+        """Re-estimate BatchNorm running statistics of the evaluated model on un-augmented
+        training images: running averages lag far behind the weights in short runs and
+        EMA-averaged statistics do not belong to the averaged weights."""
+        model = self.evaluated_model()
+        images, male, _ = self.data.part("train")
+        chosen = torch.randperm(len(images), generator=torch.Generator().manual_seed(self.epoch))[:PRECISE_BN_IMAGES]
+        norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+        for norm in norms:
+            norm.reset_running_stats()
+            norm.momentum = None  # cumulative average over the batches below
+        was_training = model.training
+        model.train()
+        for start in range(0, len(chosen), self.recipe.batch_size):
+            idx = chosen[start : start + self.recipe.batch_size].numpy()
+            if len(idx) < 2:
+                continue
+            model(to_float(torch.from_numpy(images[idx])).to(self.device), torch.from_numpy(male[idx]).to(self.device))
+        for norm in norms:
+            norm.momentum = 0.1
+        model.train(was_training)
+
+    def validate(self) -> float:
+        if self.recipe.precise_bn:
+            self.refresh_batchnorm()
+        images, male, ages = self.data.part("val")
+        if len(images) == 0:
+            return float("nan")
+        predictions = predict_months(self.evaluated_model(), images, male, tta=False, device=self.device)
+        return float(np.mean(np.abs(predictions - ages)))
+
+    # -- the loop -----------------------------------------------------------------
+    def run(self) -> Path:
+        epoch_bar = tqdm(total=self.total_epochs, initial=self.epoch, desc=f"training {self.recipe.name}",
+                         disable=not self.progress, unit="epoch")
+        while self.epoch < self.total_epochs:
+            started = time.perf_counter()
+            train_loss = self.train_one_epoch()
+            val_mae = self.validate()
+            self.train_seconds += time.perf_counter() - started
+            self.epoch += 1
+            self.history.append({"epoch": self.epoch, "train_loss": train_loss, "val_mae": val_mae,
+                                 "lr": self.learning_rate(), "seconds": round(self.train_seconds, 1)})
+            if self.best is None or not (val_mae >= self.best["val_mae"]):
+                self.best = self.history[-1]
+                self.best_state = copy.deepcopy(self.evaluated_model().state_dict())
+            self._fit_budget()
+            epoch_bar.total = self.total_epochs
+            epoch_bar.update(1)
+            epoch_bar.set_postfix(loss=f"{train_loss:.3f}", val_mae=f"{val_mae:.2f}",
+                                  best=f"{self.best['val_mae']:.2f}")
+            self._save_resume_state()
+            if self.time_budget_s and self.train_seconds >= self.time_budget_s:
+                break
+        epoch_bar.close()
+        return self._finish()
+
+    def _fit_budget(self) -> None:
+        """After the first epoch, shrink the epoch count to what the time budget allows, so the
+        schedule still ends with its low-learning-rate epochs."""
+        if self.time_budget_s and self.epoch == 1:
+            affordable = max(1, int(self.time_budget_s // self.train_seconds))
+            self.total_epochs = min(self.total_epochs, affordable)
+
+    def _finish(self) -> Path:
+        final_model = self.evaluated_model()
+        final_model.load_state_dict(self.best_state)
+        test_images, test_male, test_ages = self.data.part("test")
+        metrics: dict = {"best_epoch": self.best["epoch"], "val_mae": self.best["val_mae"],
+                         "epochs_run": self.epoch, "train_seconds": round(self.train_seconds, 1)}
+        if len(test_images):
+            predictions = predict_months(final_model, test_images, test_male, tta=self.recipe.tta, device=self.device)
+            errors = predictions - test_ages
+            metrics.update(test_mae=float(np.mean(np.abs(errors))), test_rmse=float(np.sqrt(np.mean(errors**2))),
+                           test_n=int(len(errors)))
+            ss_tot = float(np.sum((test_ages - test_ages.mean()) ** 2))
+            metrics["test_r2"] = 1 - float(np.sum(errors**2)) / ss_tot if ss_tot > 0 else None
+        metadata = {
+            "recipe": self.recipe.to_dict(),
+            "preprocessing": Preprocessing.from_recipe(self.recipe).__dict__,
+            "seed": self.seed,
+            "data_dir": self.data_dir,
+            "synthetic": (Path(self.data_dir) / "SYNTHETIC.txt").is_file(),
+            "split": self.data.split,
+            "metrics": metrics,
+            "history": self.history,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "torch": torch.__version__,
+        }
+        path = self.out_dir / "model.pt"
+        save_checkpoint(path, final_model, metadata)
+        if self.progress:
+            summary = ", ".join(f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items())
+            tqdm.write(f"saved {path}: {summary}")
+        return path
+
+    # -- resume -------------------------------------------------------------------
+    def _save_resume_state(self) -> None:
+        state = {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "ema": self.ema.state_dict() if self.ema is not None else {},
+            "best_state": self.best_state,
+            "generator": self.generator.get_state(),
+            "counters": torch.tensor([self.epoch, self.step, self.total_epochs]),
+            "train_seconds": torch.tensor(self.train_seconds, dtype=torch.float64),
+            "history_json": json.dumps({"history": self.history, "best": self.best}),
+        }
+        tmp = self.out_dir / "last.tmp"
+        torch.save(state, tmp)
+        tmp.replace(self.out_dir / "last.pt")
+
+    def restore(self, path: Path) -> None:
+        state = torch.load(path, map_location=self.device, weights_only=True)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.ema is not None:
+            self.ema.load_state_dict(state["ema"])
+        self.best_state = state["best_state"]
+        self.generator.set_state(state["generator"])
+        self.epoch, self.step, self.total_epochs = (int(v) for v in state["counters"])
+        self.train_seconds = float(state["train_seconds"])
+        saved = json.loads(state["history_json"])
+        self.history, self.best = saved["history"], saved["best"]
