@@ -33,7 +33,16 @@ def test_form_page_offers_the_fields(client):
     assert "not a diagnosis" in page
 
 
-def test_form_submission_commits_stores_and_queues(client, embedded_settings, png_bytes, queued_tasks):
+def declare_all_queues(app):
+    """Bind every queue, as a worker consuming all of them would."""
+    celery = app.extensions["celery"]
+    with celery.connection_for_write() as connection:
+        for queue in celery.amqp.queues.values():
+            queue(connection.default_channel).declare()
+
+
+def test_form_submission_commits_stores_and_queues(app, client, embedded_settings, png_bytes, queued_tasks):
+    declare_all_queues(app)
     data = png_bytes()
     response = client.post(
         "/assessments",
@@ -49,6 +58,7 @@ def test_form_submission_commits_stores_and_queues(client, embedded_settings, pn
         assert row.image_sha256 == hashlib.sha256(data).hexdigest()
         assert (embedded_settings.files_dir / row.image_path).read_bytes() == data
     assert queued_tasks(embedded_settings) == [("boneage.assess", [assessment_id])]
+    assert queued_tasks(embedded_settings, embedded_settings.cpu_queue) == []  # delivered once
 
     page = client.get(f"/assessments/{assessment_id}").get_data(as_text=True)
     assert "Queued" in page and "assessment.js" in page and "S-17" in page
@@ -107,7 +117,9 @@ def test_healthz(client):
 
 
 def test_api_on_postgres_and_redis(service_settings, png_bytes, queued_tasks):
-    client = create_app(service_settings).test_client()
+    app = create_app(service_settings)
+    declare_all_queues(app)
+    client = app.test_client()
     response = client.post(
         "/api/v1/assessments",
         data={"image": (_io(png_bytes()), "hand.png"), "sex": "F"},
@@ -116,6 +128,7 @@ def test_api_on_postgres_and_redis(service_settings, png_bytes, queued_tasks):
     assert response.status_code == 202, response.get_json()
     assessment_id = response.get_json()["id"]
     assert queued_tasks(service_settings) == [("boneage.assess", [assessment_id])]
+    assert queued_tasks(service_settings, service_settings.cpu_queue) == []  # delivered once
     with unit_of_work_factory(service_settings.database_url)() as uow:
         assert uow.assessments.get(assessment_id).status == "queued"
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from celery import Celery
 from celery.schedules import crontab
-from kombu import Queue
+from kombu import Exchange, Queue
 
 from boneage.settings import Settings
 
@@ -32,7 +32,11 @@ def celery_config(settings: Settings) -> dict:
         "accept_content": ["json"],
         "timezone": "UTC",
         "task_default_queue": settings.cpu_queue,
-        "task_queues": [Queue(settings.inference_queue), Queue(settings.cpu_queue)],
+        # Each queue has its own direct exchange and routing key, so a message sent to
+        # one queue is never delivered to the other.
+        "task_queues": [_queue(settings.inference_queue), _queue(settings.cpu_queue)],
+        "task_default_exchange": settings.cpu_queue,
+        "task_default_routing_key": settings.cpu_queue,
         "task_routes": {
             ASSESS_TASK: {"queue": settings.inference_queue},
             AUDIT_TASK: {"queue": settings.cpu_queue},
@@ -69,6 +73,10 @@ def celery_config(settings: Settings) -> dict:
         # leave unread message files for workers that have gone.
         config["worker_enable_remote_control"] = False
     return config
+
+
+def _queue(name: str) -> Queue:
+    return Queue(name, Exchange(name, type="direct"), routing_key=name)
 
 
 def make_celery(settings: Settings, main: str = "boneage", include: list[str] | None = None) -> Celery:
