@@ -74,7 +74,8 @@ class UnitOfWork:
         return self
 
     def __exit__(self, *exc_info) -> None:
-        self.session.rollback()
+        # close() rolls back anything not committed and detaches the objects without
+        # expiring them, so what was read stays readable after the block.
         self.session.close()
 
     def commit(self) -> None:
