@@ -68,6 +68,7 @@ def celery_config(settings: Settings) -> dict:
             "processed_folder": str(settings.queue_dir / "processed"),
             "control_folder": str(settings.queue_dir / "control"),
             "store_processed": False,
+            "polling_interval": 0.5,  # seconds between looks at the queue directory
         }
         # Broadcast (remote control) is of no use to one local worker and would
         # leave unread message files for workers that have gone.
