@@ -186,6 +186,26 @@ def test_corrupt_stored_file_fails_in_the_worker_with_the_reason(stack, syntheti
     assert "Traceback" not in page and "Traceback" not in body["error"]
 
 
+def test_audit_task_runs_on_the_cpu_queue(stack, wait_finished):
+    """The daily audit (scheduled by beat) summarises stored predictions by sex."""
+    import json
+    import time
+
+    from worker.config import AUDIT_TASK
+
+    with unit_of_work_factory(stack.settings.database_url)() as uow:
+        expected = uow.assessments.summary_by_sex()
+    assert expected, "the submissions above should have succeeded"
+    audit_dir = stack.settings.files_dir / "audit"
+    stack.app.extensions["celery"].send_task(AUDIT_TASK, queue=stack.settings.cpu_queue)
+    deadline = time.monotonic() + 60
+    while not list(audit_dir.glob("*.json")):
+        assert time.monotonic() < deadline, stack.worker.log()[-3000:]
+        time.sleep(0.25)
+    (report_path,) = audit_dir.glob("*.json")
+    assert json.loads(report_path.read_text())["by_sex"] == expected
+
+
 def test_missing_model_fails_with_the_reason(tmp_path, tiny_model, start_worker, wait_finished, png_bytes):
     """No active model, then an active model whose checkpoint is gone: both jobs fail
     with a reason the user can read; the worker keeps running."""

@@ -39,6 +39,8 @@ def audit() -> dict:
     report = {"generated_at": now.isoformat(timespec="seconds"), "by_sex": by_sex}
     target = settings.files_dir / "audit" / f"{now:%Y-%m-%d}.json"
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps(report, indent=2))
+    partial = target.with_suffix(".tmp")
+    partial.write_text(json.dumps(report, indent=2))
+    partial.replace(target)
     log.info("audit by sex: %s", json.dumps(by_sex))
     return report
