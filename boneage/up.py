@@ -19,8 +19,9 @@ from pathlib import Path
 
 from boneage.settings import Settings
 
-DEMO_IMAGES = 400
+DEMO_IMAGES = 300
 DEMO_IMAGE_SIZE = 256
+DEMO_TIME_BUDGET_S = 300  # training stops after the epoch that would exceed this
 STOP_TIMEOUT_S = 20
 START_TIMEOUT_S = 120
 
@@ -68,14 +69,16 @@ def ensure_demo_model(settings: Settings) -> None:
             return
 
     print("No model is registered yet: training the demo model on synthetic radiographs.")
-    print(f"This is a {SYNTHETIC_LABEL}. It takes a few minutes on a CPU, once.")
+    print(f"It will be labelled: {SYNTHETIC_LABEL}. This takes a few minutes on a CPU, once.")
     from training.synth import generate_dataset
     from training.train import train
 
     data_dir = settings.var_dir / "demo-data"
     if not (data_dir / "boneage-training-dataset.csv").is_file():
         generate_dataset(data_dir, DEMO_IMAGES, size=DEMO_IMAGE_SIZE, seed=0, progress=True)
-    checkpoint = train(data_dir, "demo", settings.model_dir / "demo-training", seed=0, progress=True)
+    checkpoint = train(
+        data_dir, "demo", settings.model_dir / "demo-training", seed=0, time_budget_s=DEMO_TIME_BUDGET_S, progress=True
+    )
     model = register_model(settings, checkpoint, activate=True, label=SYNTHETIC_LABEL)
     print(f"registered and activated {model.name}: {model.label}")
 
