@@ -47,6 +47,8 @@ def _decode_pillow(data: bytes) -> np.ndarray:
             width, height = image.size
             _check_size(width, height)
             image.load()
+    except ImageDecodeError:
+        raise
     except Image.DecompressionBombError as exc:
         raise ImageDecodeError(f"the image is too large to be a radiograph ({exc})") from exc
     except Image.DecompressionBombWarning as exc:
@@ -63,7 +65,7 @@ def _decode_pillow(data: bytes) -> np.ndarray:
 def _check_size(width: int, height: int) -> None:
     if width * height > MAX_PIXELS:
         raise ImageDecodeError(
-            f"the image is {width}x{height} pixels, more than the {MAX_PIXELS:,} allowed; "
+            f"the image is too large: {width}x{height} pixels, more than the {MAX_PIXELS:,} allowed; "
             "downscale it before uploading"
         )
     if min(width, height) < MIN_SIDE:

@@ -130,7 +130,8 @@ class Trainer:
         self.history: list[dict] = []
         self.best: dict | None = None
         self.best_state: dict | None = None
-        self.train_seconds = 0.0
+        self.train_seconds = 0.0  # wall clock
+        self.train_cpu_seconds = 0.0  # process CPU time, what the time budget counts
 
     # -- schedule ---------------------------------------------------------------
     def learning_rate(self) -> float:
@@ -219,13 +220,15 @@ class Trainer:
         epoch_bar = tqdm(total=self.total_epochs, initial=self.epoch, desc=f"training {self.recipe.name}",
                          disable=not self.progress, unit="epoch")
         while self.epoch < self.total_epochs:
-            started = time.perf_counter()
+            started, started_cpu = time.perf_counter(), time.process_time()
             train_loss = self.train_one_epoch()
             val_mae = self.validate()
             self.train_seconds += time.perf_counter() - started
+            self.train_cpu_seconds += time.process_time() - started_cpu
             self.epoch += 1
             self.history.append({"epoch": self.epoch, "train_loss": train_loss, "val_mae": val_mae,
-                                 "lr": self.learning_rate(), "seconds": round(self.train_seconds, 1)})
+                                 "lr": self.learning_rate(), "seconds": round(self.train_seconds, 1),
+                                 "cpu_seconds": round(self.train_cpu_seconds, 1)})
             if self.best is None or not (val_mae >= self.best["val_mae"]):
                 self.best = self.history[-1]
                 self.best_state = copy.deepcopy(self.evaluated_model().state_dict())
@@ -235,16 +238,17 @@ class Trainer:
             epoch_bar.set_postfix(loss=f"{train_loss:.3f}", val_mae=f"{val_mae:.2f}",
                                   best=f"{self.best['val_mae']:.2f}")
             self._save_resume_state()
-            if self.time_budget_s and self.train_seconds >= self.time_budget_s:
+            if self.time_budget_s and self.train_cpu_seconds >= self.time_budget_s:
                 break
         epoch_bar.close()
         return self._finish()
 
     def _fit_budget(self) -> None:
         """After the first epoch, shrink the epoch count to what the time budget allows, so the
-        schedule still ends with its low-learning-rate epochs."""
+        schedule still ends with its low-learning-rate epochs. The budget is process CPU time:
+        runs that share a machine get the same compute however busy it is."""
         if self.time_budget_s and self.epoch == 1:
-            affordable = max(1, int(self.time_budget_s // self.train_seconds))
+            affordable = max(1, int(self.time_budget_s // max(self.train_cpu_seconds, 1e-9)))
             self.total_epochs = min(self.total_epochs, affordable)
 
     def _finish(self) -> Path:
@@ -252,7 +256,8 @@ class Trainer:
         final_model.load_state_dict(self.best_state)
         test_images, test_male, test_ages = self.data.part("test")
         metrics: dict = {"best_epoch": self.best["epoch"], "val_mae": self.best["val_mae"],
-                         "epochs_run": self.epoch, "train_seconds": round(self.train_seconds, 1)}
+                         "epochs_run": self.epoch, "train_seconds": round(self.train_seconds, 1),
+                         "train_cpu_seconds": round(self.train_cpu_seconds, 1)}
         if len(test_images):
             predictions = predict_months(final_model, test_images, test_male, tta=self.recipe.tta, device=self.device)
             errors = predictions - test_ages
@@ -288,7 +293,7 @@ class Trainer:
             "best_state": self.best_state,
             "generator": self.generator.get_state(),
             "counters": torch.tensor([self.epoch, self.step, self.total_epochs]),
-            "train_seconds": torch.tensor(self.train_seconds, dtype=torch.float64),
+            "train_seconds": torch.tensor([self.train_seconds, self.train_cpu_seconds], dtype=torch.float64),
             "history_json": json.dumps({"history": self.history, "best": self.best}),
         }
         tmp = self.out_dir / "last.tmp"
@@ -303,7 +308,9 @@ class Trainer:
             self.ema.load_state_dict(state["ema"])
         self.best_state = state["best_state"]
         self.generator.set_state(state["generator"])
-        self.epoch, self.step, self.total_epochs = (int(v) for v in state["counters"])
-        self.train_seconds = float(state["train_seconds"])
+        self.epoch, self.step, fitted_epochs = (int(v) for v in state["counters"])
+        # a budgeted run keeps the epoch count fitted to its budget; otherwise the caller's count holds
+        self.total_epochs = fitted_epochs if self.time_budget_s else self.recipe.epochs
+        self.train_seconds, self.train_cpu_seconds = (float(v) for v in state["train_seconds"])
         saved = json.loads(state["history_json"])
         self.history, self.best = saved["history"], saved["best"]
