@@ -25,19 +25,18 @@ GRADCAM_SCORED_MAX = 64
 BATCH = 32
 
 
-def held_out_records(records: list[Record], metadata: dict) -> tuple[list[Record], str]:
-    test_ids = set(metadata.get("split", {}).get("test", []))
-    trained_ids = set(metadata.get("split", {}).get("train", [])) | set(metadata.get("split", {}).get("val", []))
-    ids = {r.id for r in records}
-    if trained_ids & ids:
+def held_out_records(records: list[Record], metadata: dict, data_dir: Path) -> tuple[list[Record], str]:
+    """The training folder's saved test split, or all of any other folder."""
+    if Path(metadata.get("data_dir", "")).resolve() == data_dir.resolve():
+        test_ids = set(metadata["split"]["test"])
         return [r for r in records if r.id in test_ids], "the model's saved test split"
-    return records, "all of it (no study was used in training)"
+    return records, "all of it: not the folder the model was trained on"
 
 
 def evaluate(model_path, data_dir, out_dir, *, progress: bool = True) -> dict:
     predictor = Predictor.from_checkpoint(model_path)
     data_dir, out_dir = Path(data_dir), Path(out_dir)
-    records, which = held_out_records(load_records(data_dir), predictor.metadata)
+    records, which = held_out_records(load_records(data_dir), predictor.metadata, data_dir)
     if not records:
         raise ValueError(f"{data_dir}: no held-out studies to evaluate")
     squares = load_image_array(records, predictor.preprocessing, progress=progress)

@@ -95,7 +95,7 @@ def train(
     data = TrainingData.prepare(data_dir, recipe, split_seed=split_seed, limit=limit, progress=progress,
                                 cache_dir=cache_dir)
     trainer = Trainer(recipe, data, out_dir, seed=seed, time_budget_s=time_budget_s, progress=progress,
-                      data_dir=str(data_dir))
+                      data_dir=str(Path(data_dir).resolve()))
     if resume and (out_dir / "last.pt").is_file():
         trainer.restore(out_dir / "last.pt")
     return trainer.run()
