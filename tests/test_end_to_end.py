@@ -161,6 +161,7 @@ def test_api_submission_end_to_end(stack, synthetic_dataset, direct_predictor, w
     assert result["comparison"] is None
     assert result["model"]["not_for_clinical_use"] and result["model"]["label"] == SYNTHETIC_LABEL
     assert stack.client.get(result["heatmap_url"]).status_code == 200
+    assert stack.worker.log().count("loading model") == 1, "the model must be loaded once per worker process"
 
 
 def test_corrupt_stored_file_fails_in_the_worker_with_the_reason(stack, synthetic_dataset, wait_finished):

@@ -58,7 +58,6 @@ def celery_config(settings: Settings) -> dict:
             }
         },
         "beat_schedule_filename": str(settings.beat_schedule_path),
-        "worker_hijack_root_logger": False,
     }
     if settings.embedded:
         messages = str(settings.queue_messages_dir)
