@@ -6,13 +6,13 @@ there, so the worker finds it however the registering shell saw it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from boneage.errors import UserFacingError
+from boneage.hashing import file_sha256
 from boneage.settings import Settings
 from db.models import ModelVersion
 from db.session import unit_of_work_factory
@@ -29,14 +29,6 @@ class Registered:
     label: str | None
     is_active: bool
     created: bool  # False when this checkpoint was registered before
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_metadata(checkpoint: Path) -> dict:

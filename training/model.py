@@ -8,7 +8,6 @@ head and a raw-months head (the seed recipe) share one forward.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -119,14 +118,6 @@ def model_from_checkpoint(path: str | Path) -> tuple[BoneAgeNet, dict]:
     model.load_state_dict(checkpoint["state_dict"])
     model.eval()
     return model, checkpoint["metadata"]
-
-
-def file_digest(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def default_device() -> torch.device:

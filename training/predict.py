@@ -14,9 +14,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from boneage.hashing import file_sha256
 from training.gradcam import GradCamExplainer, overlay_png
 from training.inference import predict_months
-from training.model import default_device, file_digest, model_from_checkpoint
+from training.model import default_device, model_from_checkpoint
 from training.preprocess import Preprocessing, preprocess
 from training.recipes import Recipe
 from training.stages import normalise_sex, stage_for
@@ -44,7 +45,7 @@ class Predictor:
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | None = None) -> "Predictor":
         model, metadata = model_from_checkpoint(path)
-        version = f"{metadata['recipe']['name']}-{file_digest(path)[:8]}"
+        version = f"{metadata['recipe']['name']}-{file_sha256(path)[:8]}"
         return cls(model, metadata, version, torch.device(device) if device else default_device())
 
     @property

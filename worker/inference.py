@@ -14,7 +14,7 @@ from pathlib import Path
 
 from boneage.settings import Settings
 from db.files import FileStore
-from db.registry import file_sha256
+from boneage.hashing import file_sha256
 from db.session import UnitOfWorkFactory
 from training.imageio import ImageDecodeError, decode_image
 
