@@ -11,6 +11,7 @@ train the real "demo" recipe on it once per test session.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import uuid
@@ -61,23 +62,32 @@ def postgres_server_url() -> str:
     return url
 
 
-@pytest.fixture
-def postgres_url(postgres_server_url: str):
-    """A database URL whose search_path is a fresh schema, dropped afterwards."""
+@contextlib.contextmanager
+def fresh_postgres_schema(server_url: str, prefix: str):
+    """A database URL whose search_path is a new schema, dropped on exit."""
     import sqlalchemy as sa
 
-    schema = f"boneage_test_{uuid.uuid4().hex[:12]}"
-    engine = sa.create_engine(postgres_server_url)
+    schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    engine = sa.create_engine(server_url)
     with engine.begin() as connection:
         connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    separator = "&" if "?" in postgres_server_url else "?"
-    yield f"{postgres_server_url}{separator}options=-csearch_path%3D{schema}"
-    from db.session import dispose_engines
+    separator = "&" if "?" in server_url else "?"
+    try:
+        yield f"{server_url}{separator}options=-csearch_path%3D{schema}"
+    finally:
+        from db.session import dispose_engines
 
-    dispose_engines()
-    with engine.begin() as connection:
-        connection.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-    engine.dispose()
+        dispose_engines()
+        with engine.begin() as connection:
+            connection.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        engine.dispose()
+
+
+@pytest.fixture
+def postgres_url(postgres_server_url: str):
+    """A fresh schema for one test."""
+    with fresh_postgres_schema(postgres_server_url, "boneage_test") as url:
+        yield url
 
 
 # --------------------------------------------------------------------- Redis

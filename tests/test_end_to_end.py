@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 import migrations
-from conftest import RSNA_SAMPLE, make_settings
+from conftest import RSNA_SAMPLE, fresh_postgres_schema, make_settings
 from db.files import sha256_hex, sniff_suffix
 from db.registry import SYNTHETIC_LABEL, register_model
 from db.session import unit_of_work_factory
@@ -63,19 +63,8 @@ def stack(request, tmp_path_factory, tiny_model, start_worker):
 @pytest.fixture(scope="module")
 def postgres_module_url(postgres_server_url):
     """A fresh PostgreSQL schema for this module's stack."""
-    import sqlalchemy as sa
-
-    schema = f"boneage_e2e_{uuid.uuid4().hex[:10]}"
-    engine = sa.create_engine(postgres_server_url)
-    with engine.begin() as connection:
-        connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    yield f"{postgres_server_url}?options=-csearch_path%3D{schema}"
-    from db.session import dispose_engines
-
-    dispose_engines()
-    with engine.begin() as connection:
-        connection.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-    engine.dispose()
+    with fresh_postgres_schema(postgres_server_url, "boneage_e2e") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
