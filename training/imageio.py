@@ -112,16 +112,3 @@ def _decode_dicom(data: bytes) -> np.ndarray:
         array = 1.0 - array
     return array.astype(np.float32)
 
-
-def dicom_metadata(data: bytes) -> dict[str, str | None]:
-    """PatientSex, PatientBirthDate and StudyDate from a DICOM file, when present."""
-    if not _is_dicom(data):
-        return {}
-    import pydicom
-
-    dataset = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)
-    return {
-        "sex": str(getattr(dataset, "PatientSex", "") or "") or None,
-        "birth_date": str(getattr(dataset, "PatientBirthDate", "") or "") or None,
-        "study_date": str(getattr(dataset, "StudyDate", "") or "") or None,
-    }

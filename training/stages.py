@@ -26,10 +26,6 @@ def stage_for(bone_age_months: float) -> str:
     return "Adult"
 
 
-def stage_index(bone_age_months: float) -> int:
-    return STAGES.index(stage_for(bone_age_months))
-
-
 @dataclass(frozen=True)
 class MaturityComparison:
     """Bone age against chronological age, in SD units of the Brush reference."""
