@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from training.imageio import decode_image
+from core.imageio import decode_image
 from training.predict import Predictor
 
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from boneage.errors import UserFacingError
+from core.errors import UserFacingError
 
 COMMAND_GROUPS = (
-    "training.cli",  # synth, train, evaluate, ablate, predict
+    "boneage.model_cli",  # synth, train, evaluate, ablate, predict
     "boneage.service_cli",  # db, up, register-model
 )
 

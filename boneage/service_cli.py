@@ -1,12 +1,13 @@
-"""Service commands: `boneage db upgrade|check`, `boneage register-model`, `boneage models`,
-`boneage up`. Imports stay light: torch is loaded only if `up` has to train the demo model."""
+"""Service commands: `boneage db upgrade|check`, `register-model`, `activate-model`,
+`models`, `worker`, `beat`, `up`. Each builds its dependencies from the settings and
+calls one service; torch is loaded only if `up` has to train the demo model."""
 
 from __future__ import annotations
 
 import argparse
 
-from boneage.errors import UserFacingError
-from boneage.settings import Settings
+from core.errors import UserFacingError
+from core.settings import Settings
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -22,10 +23,26 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     register = subparsers.add_parser("register-model", help="register a trained checkpoint (model.pt)")
     register.add_argument("path", help="model.pt written by `boneage train`, or its directory")
     register.add_argument("--activate", action="store_true", help="make it the model that serves assessments")
-    register.add_argument("--label", help='shown with every result, e.g. "research use only"')
+    register.add_argument("--label", help='shown with every result, e.g. "research use only"; a synthetic '
+                                          "model keeps its not-for-clinical-use warning")
     register.set_defaults(handler=register_model_command)
 
-    subparsers.add_parser("models", help="list registered models").set_defaults(handler=list_models)
+    activate = subparsers.add_parser("activate-model", help="make a registered model the one that serves")
+    activate.add_argument("name", help="the model's name, as `boneage models` lists it")
+    activate.set_defaults(handler=activate_model_command)
+
+    subparsers.add_parser("models", help="list registered models").set_defaults(handler=list_models_command)
+
+    worker = subparsers.add_parser("worker", help="run a Celery worker (both queues unless --queues)")
+    worker.add_argument("--queues", help="comma-separated queue names (default: the inference and cpu queues)")
+    worker.add_argument("--hostname", default="boneage@%h", help="worker node name (default boneage@%%h)")
+    worker.add_argument("--pool", default="solo", help="solo (default; one process, for a GPU) or prefork")
+    worker.add_argument("--concurrency", type=int, help="processes for the prefork pool")
+    worker.set_defaults(handler=worker_command)
+
+    subparsers.add_parser("beat", help="run the periodic-task scheduler (the daily audit)").set_defaults(
+        handler=beat_command
+    )
 
     up = subparsers.add_parser(
         "up",
@@ -62,31 +79,57 @@ def db_check(args) -> int:
 
 
 def register_model_command(args) -> int:
-    from db.registry import register_model
+    from services.model_registry import register_model
 
     settings = Settings.from_env()
     settings.ensure_dirs()
-    model = register_model(settings, args.path, activate=args.activate, label=args.label)
-    verb = "registered" if model.created else "already registered:"
-    state = "active" if model.is_active else "not active (use --activate)"
-    print(f"{verb} {model.name} from {model.checkpoint_path}; {state}")
+    model = register_model(args.path, uow=_uow(settings), model_dir=settings.model_dir, activate=args.activate,
+                           label=args.label)
+    if model.created:
+        print(f"registered {model.name} from {model.checkpoint_path}")
+    elif model.label_changed:
+        print(f"already registered: {model.name}; its label is now {model.label!r}")
+    else:
+        print(f"already registered: {model.name} ({model.checkpoint_path}); nothing changed")
+    print("active" if model.is_active else "not active (use --activate)")
     if model.label:
         print(f"label: {model.label}")
     return 0
 
 
-def list_models(args) -> int:
-    from db.session import unit_of_work_factory
+def activate_model_command(args) -> int:
+    from services.model_registry import activate_model
 
-    settings = Settings.from_env()
-    with unit_of_work_factory(settings.database_url)() as uow:
-        models = uow.models.all()
-        if not models:
-            print("no models registered; run `boneage register-model PATH --activate` or `boneage up`")
-        for m in models:
-            marker = "*" if m.is_active else " "
-            label = f"  [{m.label}]" if m.label else ""
-            print(f"{marker} {m.name:<24} {m.trained_on:<10} {m.created_at:%Y-%m-%d %H:%M}  {m.checkpoint_path}{label}")
+    model = activate_model(args.name, uow=_uow(Settings.from_env()))
+    print(f"{model.name} is now the active model" + (f" ({model.label})" if model.label else ""))
+    return 0
+
+
+def list_models_command(args) -> int:
+    from services.model_registry import list_models
+
+    models = list_models(uow=_uow(Settings.from_env()))
+    if not models:
+        print("no models registered; run `boneage register-model PATH --activate` or `boneage up`")
+    for m in models:
+        marker = "*" if m.is_active else " "
+        label = f"  [{m.label}]" if m.label else ""
+        print(f"{marker} {m.name:<24} {m.trained_on:<10} {m.created_at:%Y-%m-%d %H:%M}  {m.checkpoint_path}{label}")
+    return 0
+
+
+def worker_command(args) -> int:
+    from worker.celery_app import celery, settings, worker_argv
+
+    celery.worker_main(worker_argv(settings, queues=args.queues, hostname=args.hostname, pool=args.pool,
+                                   concurrency=args.concurrency))
+    return 0
+
+
+def beat_command(args) -> int:
+    from worker.celery_app import beat_argv, celery, settings
+
+    celery.start(beat_argv(settings))
     return 0
 
 
@@ -94,6 +137,12 @@ def up_command(args) -> int:
     from boneage.up import run
 
     return run(Settings.from_env(), host=args.host, port=args.port, beat=not args.no_beat)
+
+
+def _uow(settings: Settings):
+    from db.session import unit_of_work_factory
+
+    return unit_of_work_factory(settings.database_url)
 
 
 def _safe_url(settings: Settings) -> str:

@@ -17,11 +17,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from boneage.settings import Settings
+from core.settings import Settings
 
-DEMO_IMAGES = 300
-DEMO_IMAGE_SIZE = 256
-DEMO_TIME_BUDGET_S = 300  # training stops after the epoch that would exceed this
 STOP_TIMEOUT_S = 20
 START_TIMEOUT_S = 120
 
@@ -35,60 +32,29 @@ class Child:
 
 
 def child_commands(settings: Settings, host: str, port: int, beat: bool) -> list[tuple[str, list[str]]]:
-    python = sys.executable
+    boneage = [sys.executable, "-m", "boneage"]
     commands = [
         (
             "web",
-            [python, "-m", "gunicorn", "--bind", f"{host}:{port}", "--workers", "2", "--threads", "4",
+            [sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}", "--workers", "2", "--threads", "4",
              "--access-logfile", "-", "web:create_app()"],
         ),
-        (
-            "worker",
-            [python, "-m", "celery", "-A", "worker.celery_app", "worker",
-             "-Q", f"{settings.inference_queue},{settings.cpu_queue}", "--pool", "solo",
-             "--without-gossip", "--without-mingle", "--loglevel", "INFO", "--hostname", "boneage@%h"],
-        ),
+        ("worker", [*boneage, "worker"]),
     ]
     if beat:
-        commands.append(
-            ("beat", [python, "-m", "celery", "-A", "worker.celery_app", "beat", "--loglevel", "INFO",
-                      "--schedule", str(settings.beat_schedule_path)])
-        )
+        commands.append(("beat", [*boneage, "beat"]))
     return commands
-
-
-def ensure_demo_model(settings: Settings) -> None:
-    """Train and register the synthetic demo model if no model is active."""
-    from db.registry import SYNTHETIC_LABEL, register_model
-    from db.session import unit_of_work_factory
-
-    with unit_of_work_factory(settings.database_url)() as uow:
-        active = uow.models.active()
-        if active is not None:
-            print(f"model: {active.name}" + (f" ({active.label})" if active.label else ""))
-            return
-
-    print("No model is registered yet: training the demo model on synthetic radiographs.")
-    print(f"It will be labelled: {SYNTHETIC_LABEL}. This takes a few minutes on a CPU, once.")
-    from training.synth import generate_dataset
-    from training.train import train
-
-    data_dir = settings.var_dir / "demo-data"
-    if not (data_dir / "boneage-training-dataset.csv").is_file():
-        generate_dataset(data_dir, DEMO_IMAGES, size=DEMO_IMAGE_SIZE, seed=0, progress=True)
-    checkpoint = train(
-        data_dir, "demo", settings.model_dir / "demo-training", seed=0, time_budget_s=DEMO_TIME_BUDGET_S, progress=True
-    )
-    model = register_model(settings, checkpoint, activate=True, label=SYNTHETIC_LABEL)
-    print(f"registered and activated {model.name}: {model.label}")
 
 
 def run(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000, beat: bool = True) -> int:
     import migrations
+    from db.session import unit_of_work_factory
+    from services.demo_model import ensure_demo_model
 
     settings.ensure_dirs()
     migrations.upgrade(settings.database_url)
-    ensure_demo_model(settings)
+    ensure_demo_model(uow=unit_of_work_factory(settings.database_url), var_dir=settings.var_dir,
+                      model_dir=settings.model_dir)
 
     log_dir = settings.var_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)

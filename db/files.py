@@ -6,24 +6,11 @@ can move (or be mounted elsewhere in a container) without rewriting rows.
 
 from __future__ import annotations
 
-import hashlib
-import os
-import tempfile
 from pathlib import Path
 
-
-def sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def sniff_suffix(data: bytes) -> str:
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return ".png"
-    if data.startswith(b"\xff\xd8"):
-        return ".jpg"
-    if len(data) > 132 and data[128:132] == b"DICM":
-        return ".dcm"
-    return ".bin"
+from core.atomic import write_bytes_atomic
+from core.hashing import sha256_hex
+from core.imageio import sniff_suffix
 
 
 class FileStore:
@@ -42,12 +29,12 @@ class FileStore:
         relative = f"uploads/{digest[:2]}/{digest}{sniff_suffix(data)}"
         target = self.path(relative)
         if not target.exists():
-            self._write_atomic(target, data)
+            write_bytes_atomic(target, data)
         return digest, relative
 
-    def put_heatmap(self, assessment_id: str, png: bytes) -> str:
-        relative = f"heatmaps/{assessment_id}.png"
-        self._write_atomic(self.path(relative), png)
+    def put_heatmap(self, name: str, png: bytes) -> str:
+        relative = f"heatmaps/{name}.png"
+        write_bytes_atomic(self.path(relative), png)
         return relative
 
     def read(self, relative: str) -> bytes:
@@ -56,14 +43,5 @@ class FileStore:
     def exists(self, relative: str) -> bool:
         return self.path(relative).is_file()
 
-    @staticmethod
-    def _write_atomic(target: Path, data: bytes) -> None:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+    def delete(self, relative: str) -> None:
+        self.path(relative).unlink(missing_ok=True)

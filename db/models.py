@@ -4,12 +4,12 @@ registered checkpoint. Alembic (migrations/) owns the schema; these classes desc
 
 from __future__ import annotations
 
-import enum
 import uuid
 from datetime import datetime, timezone
 
 from sqlalchemy import (
     JSON,
+    Enum,
     Boolean,
     CheckConstraint,
     DateTime,
@@ -24,6 +24,8 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from core.status import STATUS_VALUES, JobStatus
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -61,20 +63,6 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
-class Status(str, enum.Enum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-
-    @property
-    def finished(self) -> bool:
-        return self in (Status.SUCCEEDED, Status.FAILED)
-
-
-STATUS_VALUES = tuple(s.value for s in Status)
-
-
 class ModelVersion(Base):
     __tablename__ = "model_versions"
     __table_args__ = (
@@ -99,6 +87,12 @@ class ModelVersion(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     is_active: Mapped[bool] = mapped_column(Boolean, default=False)
 
+    def __init__(self, **values):
+        values.setdefault("created_at", utcnow())
+        values.setdefault("is_active", False)
+        values.setdefault("metrics", {})
+        super().__init__(**values)
+
     @property
     def synthetic(self) -> bool:
         return self.trained_on == "synthetic"
@@ -107,15 +101,19 @@ class ModelVersion(Base):
 class Assessment(Base):
     __tablename__ = "assessments"
     __table_args__ = (
-        CheckConstraint(
-            "status IN ('queued', 'running', 'succeeded', 'failed')", name="status_valid"
-        ),
+        CheckConstraint(f"status IN {STATUS_VALUES!r}", name="status_valid"),
         CheckConstraint("sex IN ('M', 'F')", name="sex_valid"),
         Index("ix_assessments_created_at", "created_at"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: uuid.uuid4().hex)
-    status: Mapped[str] = mapped_column(String(16), default=Status.QUEUED.value)
+    # Changed only through AssessmentRepository.claim/transition, which apply core.status.
+    status: Mapped[JobStatus] = mapped_column(
+        Enum(JobStatus, native_enum=False, create_constraint=False, length=16,
+             values_callable=lambda statuses: [s.value for s in statuses]),
+        default=JobStatus.QUEUED,
+    )
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -140,40 +138,14 @@ class Assessment(Base):
 
     model_version: Mapped[ModelVersion | None] = relationship(lazy="joined")
 
-    @property
-    def status_enum(self) -> Status:
-        return Status(self.status)
+    def __init__(self, **values):
+        # The defaults hold from construction, not only once the row is inserted.
+        values.setdefault("id", uuid.uuid4().hex)
+        values.setdefault("status", JobStatus.QUEUED)
+        values.setdefault("attempts", 0)
+        values.setdefault("created_at", utcnow())
+        super().__init__(**values)
 
     @property
     def finished(self) -> bool:
-        return self.status_enum.finished
-
-    def mark_running(self) -> None:
-        now = utcnow()
-        self.status = Status.RUNNING.value
-        self.started_at = now
-        self.error = None
-        self.queue_wait_seconds = max(0.0, (now - self.created_at).total_seconds())
-
-    def mark_succeeded(
-        self,
-        *,
-        bone_age_months: float,
-        stage: str,
-        heatmap_path: str | None,
-        model_version: ModelVersion,
-        inference_seconds: float,
-    ) -> None:
-        self.status = Status.SUCCEEDED.value
-        self.finished_at = utcnow()
-        self.bone_age_months = float(bone_age_months)
-        self.stage = stage
-        self.heatmap_path = heatmap_path
-        self.model_version = model_version
-        self.inference_seconds = float(inference_seconds)
-        self.error = None
-
-    def mark_failed(self, reason: str) -> None:
-        self.status = Status.FAILED.value
-        self.finished_at = utcnow()
-        self.error = reason
+        return self.status.finished

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select, update
+from datetime import datetime
+
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from db.models import Assessment, ModelVersion, Status
+from core.numbers import round_or_none
+from core.status import JobStatus, sources_of
+from db.models import Assessment, ModelVersion
 
 
 class AssessmentRepository:
@@ -20,11 +24,43 @@ class AssessmentRepository:
     def get(self, assessment_id: str) -> Assessment | None:
         return self.session.get(Assessment, assessment_id)
 
-    def get_for_update(self, assessment_id: str) -> Assessment | None:
-        """The row, locked until commit where the database can lock rows (PostgreSQL)."""
-        return self.session.scalars(
-            select(Assessment).where(Assessment.id == assessment_id).with_for_update(of=Assessment)
-        ).one_or_none()
+    def claim(self, assessment: Assessment, *, now: datetime, stale_before: datetime) -> int | None:
+        """Move a queued job (or a running one whose attempt started before
+        `stale_before`, so its worker is gone) to running, as a new attempt.
+
+        Returns the new attempt number, or None when another delivery owns the job or
+        it is finished. Conditional on the status and attempt count read in `assessment`,
+        so of two deliveries racing for the same job exactly one wins.
+        """
+        seen_attempts = assessment.attempts
+        claimable = or_(
+            Assessment.status == JobStatus.QUEUED,
+            and_(Assessment.status == JobStatus.RUNNING, Assessment.started_at < stale_before),
+        )
+        won = self._update(
+            and_(Assessment.id == assessment.id, Assessment.attempts == seen_attempts, claimable),
+            status=JobStatus.RUNNING,
+            attempts=seen_attempts + 1,
+            started_at=now,
+            error=None,
+            queue_wait_seconds=max(0.0, (now - assessment.created_at).total_seconds()),
+        )
+        return seen_attempts + 1 if won else None
+
+    def transition(self, assessment_id: str, target: JobStatus, *, attempt: int | None = None, **values) -> bool:
+        """Set `target` (and `values`) only if core.status allows it from the stored
+        status and, when `attempt` is given, the job is still that attempt's.
+        Returns False, changing nothing, otherwise."""
+        conditions = [Assessment.id == assessment_id, Assessment.status.in_(sources_of(target))]
+        if attempt is not None:
+            conditions.append(Assessment.attempts == attempt)
+        return self._update(and_(*conditions), status=target, **values)
+
+    def _update(self, condition, **values) -> bool:
+        result = self.session.execute(
+            update(Assessment).where(condition).values(**values).execution_options(synchronize_session="fetch")
+        )
+        return result.rowcount == 1
 
     def recent(self, limit: int = 50) -> list[Assessment]:
         query = select(Assessment).order_by(Assessment.created_at.desc()).limit(limit)
@@ -45,7 +81,7 @@ class AssessmentRepository:
                 func.count(Assessment.chronological_age_months),
                 func.avg(difference),
             )
-            .where(Assessment.status == Status.SUCCEEDED.value)
+            .where(Assessment.status == JobStatus.SUCCEEDED)
             .group_by(Assessment.sex)
             .order_by(Assessment.sex)
         )
@@ -53,9 +89,9 @@ class AssessmentRepository:
             {
                 "sex": sex,
                 "count": count,
-                "mean_bone_age_months": _round(mean),
+                "mean_bone_age_months": round_or_none(mean, 2),
                 "with_chronological_age": with_age,
-                "mean_bone_minus_chronological_months": _round(mean_difference),
+                "mean_bone_minus_chronological_months": round_or_none(mean_difference, 2),
             }
             for sex, count, mean, with_age, mean_difference in self.session.execute(query)
         ]
@@ -97,6 +133,3 @@ class ModelVersionRepository:
         model.is_active = True
         self.session.flush()
 
-
-def _round(value: float | None) -> float | None:
-    return None if value is None else round(float(value), 2)

@@ -1,4 +1,4 @@
-"""Alembic environment: the URL comes from boneage.settings (DATABASE_URL), or from
+"""Alembic environment: the URL comes from core.settings (DATABASE_URL), or from
 config.attributes["database_url"] when migrations.upgrade() passes one explicitly."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from logging.config import fileConfig
 from alembic import context
 from sqlalchemy import pool
 
-from boneage.settings import Settings
+from core.settings import Settings
 from db.models import Base
 from db.session import get_engine
 

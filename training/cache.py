@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from training.imageio import ImageDecodeError, decode_image
+from core.atomic import save_atomic
+from core.imageio import ImageDecodeError, decode_image
 from training.preprocess import Preprocessing, preprocess
 from training.rsna import DatasetError, Record
 
@@ -46,8 +47,10 @@ def load_image_array(
             array[i] = preprocess(decode_image(record.image_path), config)
         except ImageDecodeError as exc:
             raise DatasetError(f"{record.image_path}: {exc}") from exc
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npy")
-    np.save(tmp, array)
-    tmp.replace(path)
+
+    def write(tmp: Path) -> None:
+        with tmp.open("wb") as fh:
+            np.save(fh, array)
+
+    save_atomic(path, write)
     return array

@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from training.cache import load_image_array
 from training.gradcam import mass_in_mask, overlay_png
-from training.imageio import decode_image
+from core.imageio import decode_image
 from training.inference import predict_months
 from training.predict import Predictor
 from training.preprocess import preprocess_mask

@@ -25,7 +25,7 @@ from sklearn.metrics import (
     r2_score,
 )
 
-from training.stages import STAGES, normalise_sex, stage_for
+from core.stages import STAGES, normalise_sex, stage_for
 
 SEXES = ("M", "F")
 

@@ -15,7 +15,8 @@ import torch
 import torchvision
 from torch import nn
 
-from boneage.errors import UserFacingError
+from core.atomic import save_atomic, write_text_atomic
+from core.errors import UserFacingError
 from training.recipes import Recipe
 
 CHECKPOINT_FORMAT = "boneage-checkpoint-v1"
@@ -94,10 +95,8 @@ def save_checkpoint(path: Path, model: BoneAgeNet, metadata: dict) -> None:
     <name>.json beside it so services can read it without torch."""
     path = Path(path)
     payload = {"format": CHECKPOINT_FORMAT, "state_dict": model.state_dict(), "metadata": json.dumps(metadata)}
-    tmp = path.with_suffix(".tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)
-    path.with_suffix(".json").write_text(json.dumps(metadata, indent=2))
+    save_atomic(path, lambda tmp: torch.save(payload, tmp))
+    write_text_atomic(path.with_suffix(".json"), json.dumps(metadata, indent=2))
 
 
 def load_checkpoint(path: str | Path) -> dict:

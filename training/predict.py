@@ -14,13 +14,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from boneage.hashing import file_sha256
+from core.hashing import file_sha256
+from core.model_identity import model_name
 from training.gradcam import GradCamExplainer, overlay_png
 from training.inference import predict_months
 from training.model import default_device, model_from_checkpoint
 from training.preprocess import Preprocessing, preprocess
 from training.recipes import Recipe
-from training.stages import normalise_sex, stage_for
+from core.stages import normalise_sex, stage_for
 
 
 @dataclass
@@ -45,7 +46,7 @@ class Predictor:
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | None = None) -> "Predictor":
         model, metadata = model_from_checkpoint(path)
-        version = f"{metadata['recipe']['name']}-{file_sha256(path)[:8]}"
+        version = model_name(metadata["recipe"]["name"], file_sha256(path))
         return cls(model, metadata, version, torch.device(device) if device else default_device())
 
     @property
@@ -56,7 +57,7 @@ class Predictor:
         return np.stack([preprocess(image, self.preprocessing) for image in images])
 
     def predict(self, images: Sequence[np.ndarray], sexes: Sequence[str], gradcam: bool = True) -> list[Prediction]:
-        """images: decoded float arrays (training.imageio.decode_image); sexes: 'M'/'F'."""
+        """images: decoded float arrays (core.imageio.decode_image); sexes: 'M'/'F'."""
         if len(images) != len(sexes):
             raise ValueError("one sex per image is needed")
         if not images:

@@ -25,7 +25,7 @@ from PIL import Image  # noqa: E402
 from sklearn.metrics import ConfusionMatrixDisplay  # noqa: E402
 
 from training.metrics import SEXES, all_metrics, json_ready  # noqa: E402
-from training.stages import normalise_sex  # noqa: E402
+from core.stages import normalise_sex  # noqa: E402
 
 FIGURE_DPI = 110
 SEX_NAMES = {"M": "Male", "F": "Female"}

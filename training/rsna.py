@@ -16,7 +16,8 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
-from boneage.errors import UserFacingError
+from core.errors import UserFacingError
+from core.stages import normalise_sex
 
 
 class DatasetError(UserFacingError):
@@ -63,9 +64,6 @@ TEST = Layout(
 )
 TEST_KAGGLE = Layout(("boneage-test-dataset.csv",), "Case ID", "Sex", None, ("boneage-test-dataset",))
 LAYOUTS = (TRAINING, VALIDATION, TEST, TEST_KAGGLE)
-
-_SEX_VALUES = {"true": True, "false": False, "m": True, "f": False, "male": True, "female": False}
-
 
 def load_records(path: str | Path, *, require_age: bool = True) -> list[Record]:
     """Records from a dataset folder (every layout found in it) or from one labels file."""
@@ -171,8 +169,8 @@ def _parse_id(value: str, where: str) -> str:
 
 def _parse_sex(value: str, where: str) -> bool:
     try:
-        return _SEX_VALUES[value.strip().lower()]
-    except KeyError:
+        return normalise_sex(value) == "M"
+    except ValueError:
         raise DatasetError(f"{where}: sex {value!r} is not one of True/False/M/F") from None
 
 

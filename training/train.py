@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel
 from tqdm import tqdm
 
+from core.atomic import save_atomic
 from training.augment import augment, to_float
 from training.cache import load_image_array
 from training.inference import predict_months
@@ -296,9 +297,7 @@ class Trainer:
             "train_seconds": torch.tensor([self.train_seconds, self.train_cpu_seconds], dtype=torch.float64),
             "history_json": json.dumps({"history": self.history, "best": self.best}),
         }
-        tmp = self.out_dir / "last.tmp"
-        torch.save(state, tmp)
-        tmp.replace(self.out_dir / "last.pt")
+        save_atomic(self.out_dir / "last.pt", lambda tmp: torch.save(state, tmp))
 
     def restore(self, path: Path) -> None:
         state = torch.load(path, map_location=self.device, weights_only=True)

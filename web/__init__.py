@@ -11,11 +11,11 @@ from __future__ import annotations
 from flask import Flask, jsonify
 from sqlalchemy import text
 
-from boneage.settings import Settings
+from core.settings import Settings
 from db.files import FileStore
 from db.session import get_engine, unit_of_work_factory
-from web.services import Services
-from worker.config import make_celery
+from services.queue import CeleryTaskQueue, make_celery
+from web.dependencies import Dependencies
 
 
 def celery_init_app(app: Flask, settings: Settings):
@@ -31,16 +31,15 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = Flask(__name__)
     app.config.update(
         MAX_CONTENT_LENGTH=settings.max_upload_bytes,
-        JSON_SORT_KEYS=False,
         PROPAGATE_EXCEPTIONS=False,
     )
     app.json.sort_keys = False
     celery = celery_init_app(app, settings)
-    app.extensions["boneage"] = Services(
+    app.extensions["boneage"] = Dependencies(
         settings=settings,
         uow=unit_of_work_factory(settings.database_url),
         files=FileStore(settings.files_dir),
-        celery=celery,
+        queue=CeleryTaskQueue(celery, settings),
     )
 
     from web import api, pages

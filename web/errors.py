@@ -15,10 +15,10 @@ def _wants_json() -> bool:
 
 
 def _too_large_message() -> str:
-    from web.services import services
+    from web.dependencies import deps
 
     return (
-        f"The upload is too large: the limit is {services().settings.max_upload_mb:g} MB. "
+        f"The upload is too large: the limit is {deps().settings.max_upload_mb:g} MB. "
         "Downscale or compress the radiograph and try again."
     )
 

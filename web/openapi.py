@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from web.submission import MAX_AGE_YEARS
+from core.submission import MAX_AGE_YEARS
 
 _ERROR = {
     "type": "object",

@@ -5,8 +5,8 @@ from __future__ import annotations
 from flask import Blueprint, abort, redirect, render_template, request, url_for
 
 from web.presenters import DISCLAIMER, assessment_json
-from web.services import services, submit
-from web.submission import MAX_AGE_YEARS, InvalidSubmission, parse_submission, uploaded_image
+from web.dependencies import deps, submit
+from core.submission import MAX_AGE_YEARS, InvalidSubmission, parse_submission, uploaded_image
 
 bp = Blueprint("pages", __name__)
 
@@ -19,7 +19,7 @@ def render_form(errors: dict[str, str] | None = None, status: int = 200, form=No
             "form.html",
             errors=errors or {},
             form=form,
-            max_upload_mb=services().settings.max_upload_mb,
+            max_upload_mb=deps().settings.max_upload_mb,
             max_age_years=MAX_AGE_YEARS,
             disclaimer=DISCLAIMER,
         ),
@@ -38,22 +38,23 @@ def create():
         submission = parse_submission(request.form, uploaded_image(request.files))
     except InvalidSubmission as exc:
         return render_form(exc.errors, 400)
-    assessment_id = submit(submission, services())
+    assessment_id = submit(submission)
     return redirect(url_for("pages.assessment", assessment_id=assessment_id), code=303)
 
 
 @bp.get("/assessments")
 def recent():
-    with services().uow() as uow:
+    with deps().uow() as uow:
         items = [assessment_json(a) for a in uow.assessments.recent(50)]
     return render_template("list.html", assessments=items)
 
 
 @bp.get("/assessments/<assessment_id>")
 def assessment(assessment_id: str):
-    with services().uow() as uow:
+    with deps().uow() as uow:
         found = uow.assessments.get(assessment_id) if len(assessment_id) <= 32 else None
         if found is None:
             abort(404, description="There is no assessment with this id.")
         data = assessment_json(found)
     return render_template("assessment.html", a=data, disclaimer=DISCLAIMER)
+

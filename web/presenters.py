@@ -5,8 +5,11 @@ from __future__ import annotations
 from flask import url_for
 
 from db.models import Assessment, ModelVersion
-from db.registry import SYNTHETIC_LABEL
-from training.stages import compare_with_chronological_age, format_years_months
+from core.model_identity import model_label
+from core.numbers import round_or_none
+from core.status import JobStatus
+from core.greulich_pyle import compare_with_chronological_age
+from core.stages import format_years_months
 
 DISCLAIMER = (
     "This result is decision support for a qualified reader, not a diagnosis. "
@@ -24,12 +27,11 @@ READINGS = {
 def model_json(model: ModelVersion | None) -> dict | None:
     if model is None:
         return None
-    label = model.label or (SYNTHETIC_LABEL if model.synthetic else None)
     return {
         "name": model.name,
         "recipe": model.recipe,
         "trained_on": model.trained_on,
-        "label": label,
+        "label": model_label(model.label, synthetic=model.synthetic),
         "not_for_clinical_use": model.synthetic,
     }
 
@@ -44,9 +46,9 @@ def comparison_json(assessment: Assessment) -> dict | None:
         "reference": "Greulich-Pyle (Brush Foundation standard)",
         "chronological_age_months": c.chronological_age_months,
         "chronological_age": format_years_months(c.chronological_age_months),
-        "expected_bone_age_months": _round(c.expected_bone_age_months),
-        "sd_months": _round(c.sd_months),
-        "sd_score": _round(c.z_score),
+        "expected_bone_age_months": round_or_none(c.expected_bone_age_months),
+        "sd_months": round_or_none(c.sd_months),
+        "sd_score": round_or_none(c.z_score),
         "reading": c.reading,
         "reading_text": READINGS[c.reading],
     }
@@ -54,9 +56,9 @@ def comparison_json(assessment: Assessment) -> dict | None:
 
 def assessment_json(assessment: Assessment) -> dict:
     result = None
-    if assessment.status == "succeeded":
+    if assessment.status == JobStatus.SUCCEEDED:
         result = {
-            "bone_age_months": _round(assessment.bone_age_months),
+            "bone_age_months": round_or_none(assessment.bone_age_months),
             "bone_age": format_years_months(assessment.bone_age_months),
             "stage": assessment.stage,
             "heatmap_url": url_for("api.heatmap", assessment_id=assessment.id)
@@ -65,13 +67,13 @@ def assessment_json(assessment: Assessment) -> dict:
             "model": model_json(assessment.model_version),
             "comparison": comparison_json(assessment),
             "timings": {
-                "queue_wait_seconds": _round(assessment.queue_wait_seconds, 3),
-                "inference_seconds": _round(assessment.inference_seconds, 3),
+                "queue_wait_seconds": round_or_none(assessment.queue_wait_seconds, 3),
+                "inference_seconds": round_or_none(assessment.inference_seconds, 3),
             },
         }
     return {
         "id": assessment.id,
-        "status": assessment.status,
+        "status": str(assessment.status),
         "url": url_for("api.get_assessment", assessment_id=assessment.id),
         "page_url": url_for("pages.assessment", assessment_id=assessment.id),
         "image_url": url_for("api.image", assessment_id=assessment.id),
@@ -90,6 +92,3 @@ def assessment_json(assessment: Assessment) -> dict:
 def _iso(value) -> str | None:
     return value.isoformat() if value is not None else None
 
-
-def _round(value: float | None, digits: int = 1) -> float | None:
-    return None if value is None else round(float(value), digits)

@@ -1,6 +1,10 @@
-"""The worker's Celery app: `celery -A worker.celery_app worker -Q inference --pool solo`.
+"""The worker's Celery app. Start workers and the scheduler with the console script,
+which builds their command lines in one place (worker_argv, beat_argv):
 
-Configured from the same settings as the web app (worker.config). Importing this
+    boneage worker [--queues inference,cpu] [--pool solo]    # = celery -A worker.celery_app worker ...
+    boneage beat
+
+Configured from the same settings as the web app (services.queue). Importing this
 module does not import torch; the model is loaded lazily, inside the worker
 process, by the first task that needs it.
 """
@@ -9,9 +13,9 @@ from __future__ import annotations
 
 from celery.signals import worker_process_init
 
-from boneage.settings import Settings
+from core.settings import Settings
 from db.session import dispose_engines
-from worker.config import make_celery
+from services.queue import make_celery
 
 settings = Settings.from_env()
 settings.ensure_dirs()
@@ -23,3 +27,29 @@ app = celery
 def _fresh_connections_after_fork(**_kwargs) -> None:
     # A forked pool process must not reuse the parent's pooled database connections.
     dispose_engines()
+
+
+def worker_argv(
+    settings: Settings,
+    *,
+    queues: str | None = None,
+    hostname: str = "boneage@%h",
+    pool: str = "solo",
+    concurrency: int | None = None,
+    loglevel: str = "INFO",
+) -> list[str]:
+    argv = [
+        "worker",
+        "-Q", queues or f"{settings.inference_queue},{settings.cpu_queue}",
+        "--pool", pool,
+        "--without-gossip", "--without-mingle",
+        "--loglevel", loglevel,
+        "--hostname", hostname,
+    ]
+    if concurrency:
+        argv += ["--concurrency", str(concurrency)]
+    return argv
+
+
+def beat_argv(settings: Settings, *, loglevel: str = "INFO") -> list[str]:
+    return ["beat", "--loglevel", loglevel, "--schedule", str(settings.beat_schedule_path)]

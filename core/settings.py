@@ -1,0 +1,129 @@
+"""One settings object for every process (web, worker, beat, CLI), read from the environment.
+
+The defaults are the embedded single-machine mode: SQLite in ./var, Celery's
+filesystem transport in ./var/queue and uploads/heatmaps in ./var/files. Set
+DATABASE_URL and BROKER_URL to run the same code on PostgreSQL and Redis.
+
+    DATABASE_URL            sqlite:///<var>/boneage.db
+    BROKER_URL              filesystem://  (messages in <var>/queue)
+    BONEAGE_VAR_DIR         ./var
+    BONEAGE_FILES_DIR       <var>/files
+    BONEAGE_MODEL_DIR       <var>/models
+    BONEAGE_QUEUE_DIR       <var>/queue      (filesystem transport only)
+    BONEAGE_MAX_UPLOAD_MB   20
+    BONEAGE_INFERENCE_QUEUE inference        (GPU work)
+    BONEAGE_CPU_QUEUE       cpu              (everything else: audits)
+    BONEAGE_DEVICE          unset: CUDA when available, else CPU
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+from core.errors import UserFacingError
+
+FILESYSTEM_BROKER = "filesystem://"
+
+
+@dataclass(frozen=True)
+class Settings:
+    var_dir: Path
+    database_url: str
+    broker_url: str
+    files_dir: Path
+    model_dir: Path
+    queue_dir: Path
+    max_upload_mb: float = 20.0
+    inference_queue: str = "inference"
+    cpu_queue: str = "cpu"
+    device: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+        env = os.environ if env is None else env
+        var_dir = Path(env.get("BONEAGE_VAR_DIR") or "var").expanduser().resolve()
+        return cls(
+            var_dir=var_dir,
+            database_url=env.get("DATABASE_URL") or f"sqlite:///{var_dir / 'boneage.db'}",
+            broker_url=env.get("BROKER_URL") or FILESYSTEM_BROKER,
+            files_dir=_dir(env, "BONEAGE_FILES_DIR", var_dir / "files"),
+            model_dir=_dir(env, "BONEAGE_MODEL_DIR", var_dir / "models"),
+            queue_dir=_dir(env, "BONEAGE_QUEUE_DIR", var_dir / "queue"),
+            max_upload_mb=_positive_float(env, "BONEAGE_MAX_UPLOAD_MB", 20.0),
+            inference_queue=_queue_name(env, "BONEAGE_INFERENCE_QUEUE", "inference"),
+            cpu_queue=_queue_name(env, "BONEAGE_CPU_QUEUE", "cpu"),
+            device=env.get("BONEAGE_DEVICE") or None,
+        )
+
+    @property
+    def embedded(self) -> bool:
+        """True when the broker is the filesystem transport (single machine, no Redis)."""
+        return self.broker_url.startswith(FILESYSTEM_BROKER)
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1024 * 1024)
+
+    @property
+    def queue_messages_dir(self) -> Path:
+        return self.queue_dir / "messages"
+
+    @property
+    def beat_schedule_path(self) -> Path:
+        return self.var_dir / "celerybeat-schedule"
+
+    def to_env(self) -> dict[str, str]:
+        """Environment variables that make a child process read these same settings."""
+        env = {
+            "BONEAGE_VAR_DIR": str(self.var_dir),
+            "DATABASE_URL": self.database_url,
+            "BROKER_URL": self.broker_url,
+            "BONEAGE_FILES_DIR": str(self.files_dir),
+            "BONEAGE_MODEL_DIR": str(self.model_dir),
+            "BONEAGE_QUEUE_DIR": str(self.queue_dir),
+            "BONEAGE_MAX_UPLOAD_MB": repr(self.max_upload_mb),
+            "BONEAGE_INFERENCE_QUEUE": self.inference_queue,
+            "BONEAGE_CPU_QUEUE": self.cpu_queue,
+        }
+        if self.device:
+            env["BONEAGE_DEVICE"] = self.device
+        return env
+
+    def ensure_dirs(self) -> None:
+        """Create the local directories this configuration writes to."""
+        dirs = [self.var_dir, self.files_dir, self.model_dir]
+        if self.embedded:
+            dirs += [self.queue_messages_dir, self.queue_dir / "processed", self.queue_dir / "control"]
+        if self.database_url.startswith("sqlite:///"):
+            dirs.append(Path(self.database_url.removeprefix("sqlite:///")).parent)
+        for path in dirs:
+            path.mkdir(parents=True, exist_ok=True)
+
+
+def _dir(env: Mapping[str, str], name: str, default: Path) -> Path:
+    value = env.get(name)
+    return Path(value).expanduser().resolve() if value else default
+
+
+def _positive_float(env: Mapping[str, str], name: str, default: float) -> float:
+    value = env.get(name)
+    if not value:
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if number <= 0:
+        raise UserFacingError(f"{name} must be a positive number, got {value!r}")
+    return number
+
+
+def _queue_name(env: Mapping[str, str], name: str, default: str) -> str:
+    value = env.get(name) or default
+    # The filesystem transport keys message files on the queue name, so keep it plain.
+    if not value.replace("-", "").replace("_", "").isalnum():
+        raise UserFacingError(f"{name} may contain only letters, digits, '-' and '_', got {value!r}")
+    return value

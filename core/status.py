@@ -1,0 +1,51 @@
+"""Job statuses and the one place that says which changes are allowed.
+
+    queued ──► running ──► succeeded
+       │          │  ▲
+       │          │  └── running (a stale job taken over by a new attempt)
+       └──────────┴────► failed
+
+Nothing leaves a finished state. Storage applies these rules as conditions on its
+writes (UPDATE ... WHERE status IN sources_of(target)), so two writers can never
+both win.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class JobStatus(str, enum.Enum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def finished(self) -> bool:
+        return self in FINISHED
+
+
+FINISHED = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED})
+
+TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
+    JobStatus.QUEUED: frozenset({JobStatus.RUNNING, JobStatus.FAILED}),
+    JobStatus.RUNNING: frozenset({JobStatus.RUNNING, JobStatus.SUCCEEDED, JobStatus.FAILED}),
+    JobStatus.SUCCEEDED: frozenset(),
+    JobStatus.FAILED: frozenset(),
+}
+
+STATUS_VALUES = tuple(status.value for status in JobStatus)
+
+
+def can_transition(current: JobStatus | str, target: JobStatus | str) -> bool:
+    return JobStatus(target) in TRANSITIONS[JobStatus(current)]
+
+
+def sources_of(target: JobStatus | str) -> frozenset[JobStatus]:
+    """The statuses a job may be in for a move to `target` to be allowed."""
+    target = JobStatus(target)
+    return frozenset(status for status, targets in TRANSITIONS.items() if target in targets)

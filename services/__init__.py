@@ -1,0 +1,14 @@
+"""The service layer: one function per use case.
+
+Each takes what it works with as arguments: a unit-of-work factory, the file
+store, the task queue, the predictor provider, the clock. The entry points (web,
+worker, CLI, `boneage up`) only translate requests into these calls, and the unit
+tests drive them with fakes (tests/unit/fakes.py).
+
+    assessments    submit_assessment, run_assessment
+    model_registry register_model, activate_model, list_models
+    demo_model     ensure_demo_model
+    audit          run_audit
+    queue          the Celery configuration and the task queue adapter
+    predictors     the model loaded once per worker process
+"""

@@ -1,0 +1,104 @@
+"""The task queue: Celery configured from core.settings, shared by the worker, the
+web app and the scheduler, and the adapter the services queue jobs through.
+
+This module imports neither torch nor the model code, so the web process can
+create a Celery client from it and queue tasks by name.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+from celery.schedules import crontab
+from kombu import Exchange, Queue
+
+from core.settings import Settings
+
+ASSESS_TASK = "boneage.assess"
+AUDIT_TASK = "boneage.audit"
+
+# Hard limit on one assessment; services.assessments.RUNNING_LEASE is longer, so a
+# job is only taken over once the worker that ran it must be gone.
+ASSESS_TIME_LIMIT_S = 600
+
+
+def celery_config(settings: Settings) -> dict:
+    config: dict = {
+        "broker_url": settings.broker_url,
+        "broker_connection_retry_on_startup": True,
+        # A job's state lives in the database only; Celery's results are not kept.
+        "task_ignore_result": True,
+        "result_backend": None,
+        # Acknowledge after the task ran, one message at a time: a worker that dies
+        # mid-inference leaves the job on the queue for another worker.
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "task_annotations": {ASSESS_TASK: {"time_limit": ASSESS_TIME_LIMIT_S,
+                                           "soft_time_limit": ASSESS_TIME_LIMIT_S - 30}},
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "timezone": "UTC",
+        "task_default_queue": settings.cpu_queue,
+        # Each queue has its own direct exchange and routing key, so a message sent to
+        # one queue is never delivered to the other.
+        "task_queues": [_queue(settings.inference_queue), _queue(settings.cpu_queue)],
+        "task_default_exchange": settings.cpu_queue,
+        "task_default_routing_key": settings.cpu_queue,
+        "task_routes": {
+            ASSESS_TASK: {"queue": settings.inference_queue},
+            AUDIT_TASK: {"queue": settings.cpu_queue},
+        },
+        # Publishing fails fast (about a second) when the broker is down, so the web
+        # request can mark the job failed instead of hanging.
+        "task_publish_retry_policy": {
+            "max_retries": 2,
+            "interval_start": 0,
+            "interval_step": 0.3,
+            "interval_max": 0.5,
+        },
+        "broker_connection_timeout": 3,
+        "beat_schedule": {
+            "daily-audit-by-sex": {
+                "task": AUDIT_TASK,
+                "schedule": crontab(hour=2, minute=0),
+                "options": {"queue": settings.cpu_queue},
+            }
+        },
+        "beat_schedule_filename": str(settings.beat_schedule_path),
+    }
+    if settings.embedded:
+        messages = str(settings.queue_messages_dir)
+        config["broker_transport_options"] = {
+            "data_folder_in": messages,
+            "data_folder_out": messages,
+            "processed_folder": str(settings.queue_dir / "processed"),
+            "control_folder": str(settings.queue_dir / "control"),
+            "store_processed": False,
+            "polling_interval": 0.5,  # seconds between looks at the queue directory
+        }
+        # Broadcast (remote control) is of no use to one local worker and would
+        # leave unread message files for workers that have gone.
+        config["worker_enable_remote_control"] = False
+    return config
+
+
+def _queue(name: str) -> Queue:
+    return Queue(name, Exchange(name, type="direct"), routing_key=name)
+
+
+def make_celery(settings: Settings, main: str = "boneage", include: list[str] | None = None) -> Celery:
+    app = Celery(main, include=include or [])
+    app.conf.update(celery_config(settings))
+    return app
+
+
+class CeleryTaskQueue:
+    """services.assessments.TaskQueue over a Celery client: tasks are sent by name."""
+
+    def __init__(self, celery: Celery, settings: Settings):
+        self.celery = celery
+        self.settings = settings
+
+    def enqueue_assessment(self, assessment_id: str) -> None:
+        self.celery.send_task(ASSESS_TASK, args=[assessment_id], queue=self.settings.inference_queue)
+

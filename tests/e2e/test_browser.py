@@ -1,0 +1,95 @@
+"""In headless Chromium (Debian's package, driven by Playwright): fill in the form,
+submit, wait for the result page and check that the Grad-CAM overlay loads.
+The app is served on 127.0.0.1 by a real HTTP server; a real worker does the work."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from werkzeug.serving import make_server
+
+import migrations
+from helpers import make_settings, register
+from core.model_identity import SYNTHETIC_LABEL
+from web import create_app
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def served_app(tmp_path_factory, tiny_model, start_worker):
+    settings = make_settings(tmp_path_factory.mktemp("browser"))
+    migrations.upgrade(settings.database_url)
+    register(settings, tiny_model)
+    worker = start_worker(settings, "browser-worker")
+    server = make_server("127.0.0.1", 0, create_app(settings), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    worker.stop()
+
+
+@pytest.fixture
+def browser(chromium_path):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def test_submit_in_the_browser_and_see_the_heatmap(served_app, browser, synthetic_dataset):
+    image = sorted((synthetic_dataset / "boneage-training-dataset").glob("*.png"))[3]
+    page = browser.new_page()
+    page.goto(served_app + "/")
+    page.set_input_files("#image", str(image))
+    page.check("input[name=sex][value=M]")
+    page.fill("input[name=age_years]", "11")
+    page.fill("input[name=age_months]", "4")
+    page.fill("#reference", "BROWSER-1")
+    page.click("button[type=submit]")
+
+    page.wait_for_url("**/assessments/*")
+    assert page.locator("#status").inner_text().strip().startswith(("Queued", "Running", "Done"))
+    # The page polls the API and reloads itself when the job is done.
+    page.wait_for_selector("#result", timeout=180_000)
+
+    assert page.locator("#stage").inner_text() in ("Child", "Adolescent", "Adult")
+    assert " y " in page.locator("#bone-age").inner_text()
+    assert SYNTHETIC_LABEL in page.locator("#model-warning").inner_text()
+    assert "not a diagnosis" in page.locator("#disclaimer").inner_text()
+    assert "SD score" in page.locator("#comparison").inner_text()
+    heatmap = page.locator("#heatmap")
+    heatmap.scroll_into_view_if_needed()
+    page.wait_for_function("() => document.querySelector('#heatmap').complete")
+    assert heatmap.evaluate("img => img.naturalWidth") > 0
+    assert page.locator("#original").evaluate("img => img.naturalWidth") > 0
+
+    page.goto(served_app + "/assessments")
+    assert "BROWSER-1" in page.locator("#assessments").inner_text()
+
+
+def test_browser_shows_form_errors(served_app, browser, tmp_path):
+    text_file = tmp_path / "notes.png"
+    text_file.write_text("not an image")
+    page = browser.new_page()
+    page.goto(served_app + "/")
+    page.set_input_files("#image", str(text_file))
+    page.check("input[name=sex][value=F]")
+    page.click("button[type=submit]")
+    page.wait_for_selector("#form-errors")
+    assert "not an image we can read" in page.locator("#form-errors").inner_text()

@@ -1,0 +1,227 @@
+"""End to end with real parts: a real Celery worker process (solo pool, never eager)
+on PostgreSQL + Redis and in embedded mode (SQLite + filesystem transport), a real
+PNG through the form and the API, and the stored result checked against a direct
+call of the predictor on the same image with the same checkpoint."""
+
+from __future__ import annotations
+
+import io
+import re
+import uuid
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import migrations
+from helpers import RSNA_SAMPLE, fresh_postgres_schema, make_settings, register
+from core.hashing import sha256_hex
+from core.imageio import sniff_suffix
+from core.model_identity import SYNTHETIC_LABEL
+from db.session import unit_of_work_factory
+from web import create_app
+
+pytestmark = pytest.mark.slow
+
+
+class Stack:
+    def __init__(self, settings, worker):
+        self.settings = settings
+        self.worker = worker
+        self.app = create_app(settings)
+        self.client = self.app.test_client()
+
+    def row(self, assessment_id):
+        with unit_of_work_factory(self.settings.database_url)() as uow:
+            row = uow.assessments.get(assessment_id)
+            model = row.model_version
+            return row, model
+
+
+@pytest.fixture(scope="module", params=["postgres+redis", "embedded"])
+def stack(request, tmp_path_factory, tiny_model, start_worker):
+    root = tmp_path_factory.mktemp(request.param.replace("+", "-"))
+    if request.param == "embedded":
+        settings = make_settings(root)
+    else:
+        postgres_url = request.getfixturevalue("postgres_module_url")
+        redis_url = request.getfixturevalue("redis_url")
+        suffix = uuid.uuid4().hex[:8]
+        settings = make_settings(
+            root,
+            DATABASE_URL=postgres_url,
+            BROKER_URL=redis_url,
+            BONEAGE_INFERENCE_QUEUE=f"inference_{suffix}",
+            BONEAGE_CPU_QUEUE=f"cpu_{suffix}",
+        )
+    migrations.upgrade(settings.database_url)
+    register(settings, tiny_model)
+    worker = start_worker(settings, "e2e-worker")
+    yield Stack(settings, worker)
+    worker.stop()
+
+
+@pytest.fixture(scope="module")
+def postgres_module_url(postgres_server_url):
+    """A fresh PostgreSQL schema for this module's stack."""
+    with fresh_postgres_schema(postgres_server_url, "boneage_e2e") as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def direct_predictor(tiny_model):
+    from training.predict import Predictor
+
+    return Predictor.from_checkpoint(tiny_model, device="cpu")
+
+
+def synthetic_png(dataset, index: int = 0) -> bytes:
+    return sorted((dataset / "boneage-training-dataset").glob("*.png"))[index].read_bytes()
+
+
+def real_png(dataset) -> bytes:
+    """A real RSNA radiograph when the shared sample is present, else a synthetic one."""
+    sample = RSNA_SAMPLE / "boneage-training-dataset" / "1377.png"
+    return sample.read_bytes() if sample.is_file() else synthetic_png(dataset, 1)
+
+
+def assert_matches_direct_prediction(stack, assessment_id, image_bytes, sex, predictor):
+    from core.imageio import decode_image
+
+    row, model = stack.row(assessment_id)
+    (expected,) = predictor.predict([decode_image(image_bytes)], [sex], gradcam=True)
+    assert row.status == "succeeded"
+    assert row.bone_age_months == pytest.approx(expected.bone_age_months, abs=1e-3)
+    assert row.stage == expected.stage
+    assert model.name == predictor.model_version or model.name.startswith(model.recipe)
+    assert row.inference_seconds > 0 and row.queue_wait_seconds >= 0
+
+    stored = np.asarray(Image.open(stack.settings.files_dir / row.heatmap_path).convert("RGB"), dtype=np.int16)
+    direct = np.asarray(Image.open(io.BytesIO(expected.overlay_png)).convert("RGB"), dtype=np.int16)
+    assert stored.shape == direct.shape
+    assert np.abs(stored - direct).mean() < 1.0, "heatmap differs from the direct Grad-CAM"
+    return row
+
+
+def test_form_submission_end_to_end(stack, synthetic_dataset, direct_predictor, wait_finished):
+    image = synthetic_png(synthetic_dataset)
+    response = stack.client.post(
+        "/assessments",
+        data={"image": (io.BytesIO(image), "hand.png"), "sex": "F", "age_years": "10", "age_months": "2",
+              "reference": "E2E-FORM"},
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 303
+    assessment_id = re.fullmatch(r"/assessments/(\w+)", response.headers["Location"]).group(1)
+
+    body = wait_finished(stack.client, assessment_id)
+    assert body["status"] == "succeeded", body["error"] + "\n" + stack.worker.log()[-3000:]
+    row = assert_matches_direct_prediction(stack, assessment_id, image, "F", direct_predictor)
+
+    page = stack.client.get(f"/assessments/{assessment_id}").get_data(as_text=True)
+    years, months = divmod(int(round(row.bone_age_months)), 12)
+    assert f"{years} y {months} m" in page
+    assert f'id="stage">{row.stage}<' in page
+    assert 'id="heatmap"' in page and 'id="original"' in page
+    assert "Greulich-Pyle comparison" in page and "SD score" in page
+    assert SYNTHETIC_LABEL in page
+    assert "decision support" in page and "not a diagnosis" in page
+    heatmap = stack.client.get(body["result"]["heatmap_url"])
+    assert heatmap.status_code == 200 and heatmap.mimetype == "image/png"
+    assert Image.open(io.BytesIO(heatmap.data)).size[0] > 0
+
+
+def test_api_submission_end_to_end(stack, synthetic_dataset, direct_predictor, wait_finished):
+    image = real_png(synthetic_dataset)
+    response = stack.client.post(
+        "/api/v1/assessments",
+        data={"image": (io.BytesIO(image), "study.png"), "sex": "M"},
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 202
+    created = response.get_json()
+    assert created["status"] == "queued"
+
+    body = wait_finished(stack.client, created["id"])
+    assert body["status"] == "succeeded", body["error"] + "\n" + stack.worker.log()[-3000:]
+    row = assert_matches_direct_prediction(stack, created["id"], image, "M", direct_predictor)
+    result = body["result"]
+    assert result["bone_age_months"] == pytest.approx(row.bone_age_months, abs=0.05)
+    assert result["stage"] == row.stage
+    assert result["comparison"] is None
+    assert result["model"]["not_for_clinical_use"] and result["model"]["label"] == SYNTHETIC_LABEL
+    assert stack.client.get(result["heatmap_url"]).status_code == 200
+    assert stack.worker.log().count("loading model") == 1, "the model must be loaded once per worker process"
+
+
+def test_corrupt_stored_file_fails_in_the_worker_with_the_reason(stack, synthetic_dataset, wait_finished):
+    image = synthetic_png(synthetic_dataset, 2)
+    # The upload passes the web's check, but the file the worker reads is damaged:
+    # the store is content-addressed, so damage the file at the upload's address first.
+    digest = sha256_hex(image)
+    damaged = stack.settings.files_dir / "uploads" / digest[:2] / f"{digest}{sniff_suffix(image)}"
+    damaged.parent.mkdir(parents=True, exist_ok=True)
+    damaged.write_bytes(image[: len(image) // 3])
+
+    response = stack.client.post(
+        "/api/v1/assessments",
+        data={"image": (io.BytesIO(image), "hand.png"), "sex": "F"},
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 202
+    body = wait_finished(stack.client, response.get_json()["id"])
+    assert body["status"] == "failed"
+    assert "stored image could not be read" in body["error"]
+    page = stack.client.get(body["page_url"]).get_data(as_text=True)
+    assert 'id="failure-reason"' in page and "stored image could not be read" in page
+    assert "Traceback" not in page and "Traceback" not in body["error"]
+
+
+def test_audit_task_runs_on_the_cpu_queue(stack, wait_finished):
+    """The daily audit (scheduled by beat) summarises stored predictions by sex."""
+    import json
+    import time
+
+    from services.queue import AUDIT_TASK
+
+    with unit_of_work_factory(stack.settings.database_url)() as uow:
+        expected = uow.assessments.summary_by_sex()
+    assert expected, "the submissions above should have succeeded"
+    audit_dir = stack.settings.files_dir / "audit"
+    stack.app.extensions["celery"].send_task(AUDIT_TASK, queue=stack.settings.cpu_queue)
+    deadline = time.monotonic() + 60
+    while not list(audit_dir.glob("*.json")):
+        assert time.monotonic() < deadline, stack.worker.log()[-3000:]
+        time.sleep(0.25)
+    (report_path,) = audit_dir.glob("*.json")
+    assert json.loads(report_path.read_text())["by_sex"] == expected
+
+
+def test_missing_model_fails_with_the_reason(tmp_path, tiny_model, start_worker, wait_finished, png_bytes):
+    """No active model, then an active model whose checkpoint is gone: both jobs fail
+    with a reason the user can read; the worker keeps running."""
+    settings = make_settings(tmp_path)
+    migrations.upgrade(settings.database_url)
+    worker = start_worker(settings, "no-model-worker")
+    client = create_app(settings).test_client()
+
+    def submit() -> dict:
+        response = client.post(
+            "/api/v1/assessments",
+            data={"image": (io.BytesIO(png_bytes()), "hand.png"), "sex": "M"},
+            content_type="multipart/form-data",
+        )
+        assert response.status_code == 202
+        return wait_finished(client, response.get_json()["id"], timeout=60)
+
+    body = submit()
+    assert body["status"] == "failed" and "No model is registered" in body["error"]
+
+    model = register(settings, tiny_model)
+    model.checkpoint_path.unlink()
+    body = submit()
+    assert body["status"] == "failed" and "checkpoint" in body["error"] and "missing" in body["error"]
+    page = client.get(body["page_url"]).get_data(as_text=True)
+    assert "checkpoint" in page and "Traceback" not in page
+    assert worker.process.poll() is None
+    worker.stop()

@@ -1,0 +1,172 @@
+"""Helpers shared by the tests: `from helpers import make_settings`.
+
+The fixtures in conftest.py are built from these; tests import helpers, never conftest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+from core.settings import Settings
+
+DEFAULT_TEST_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+DEFAULT_TEST_REDIS_URL = "redis://127.0.0.1:6379/15"
+CHROMIUM = os.environ.get("BONEAGE_TEST_CHROMIUM", "/usr/bin/chromium")
+REPO_ROOT = Path(__file__).resolve().parents[1]
+RSNA_SAMPLE = REPO_ROOT.parent / "shared" / "data" / "rsna-sample"
+
+
+def services_required() -> bool:
+    return os.environ.get("BONEAGE_REQUIRE_SERVICES") == "1"
+
+
+def service_unavailable(message: str):
+    """Skip, or fail when BONEAGE_REQUIRE_SERVICES=1."""
+    if services_required():
+        pytest.fail(f"{message} (BONEAGE_REQUIRE_SERVICES=1, so this is a failure)", pytrace=False)
+    pytest.skip(message)
+
+
+@contextlib.contextmanager
+def fresh_postgres_schema(server_url: str, prefix: str):
+    """A database URL whose search_path is a new schema, dropped on exit."""
+    import sqlalchemy as sa
+
+    schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    engine = sa.create_engine(server_url)
+    with engine.begin() as connection:
+        connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    separator = "&" if "?" in server_url else "?"
+    try:
+        yield f"{server_url}{separator}options=-csearch_path%3D{schema}"
+    finally:
+        from db.session import dispose_engines
+
+        dispose_engines()
+        with engine.begin() as connection:
+            connection.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        engine.dispose()
+
+
+def make_settings(root: Path, **overrides: str) -> Settings:
+    """Settings rooted in `root`; keyword arguments are environment variables."""
+    env = {"BONEAGE_VAR_DIR": str(root / "var"), **overrides}
+    settings = Settings.from_env(env)
+    settings.ensure_dirs()
+    return settings
+
+
+def read_queued_tasks(settings: Settings, queue: str | None = None) -> list[tuple[str, list]]:
+    """(task name, args) of the messages waiting on a queue, read from the broker itself
+    (message files of the filesystem transport, or the Redis list)."""
+    import base64
+    import json
+
+    queue = queue or settings.inference_queue
+    if settings.embedded:
+        raw = [
+            p.read_bytes()
+            for p in sorted(settings.queue_messages_dir.glob(f"*.{queue}.msg"))
+        ]
+    else:
+        import redis
+
+        raw = redis.Redis.from_url(settings.broker_url).lrange(queue, 0, -1)
+    tasks = []
+    for item in raw:
+        message = json.loads(item)
+        body = message["body"]
+        if message.get("properties", {}).get("body_encoding") == "base64":
+            body = base64.b64decode(body)
+        args = json.loads(body)[0]
+        tasks.append((message["headers"]["task"], args))
+    return tasks
+
+
+def make_png(size: int = 96, seed: int = 0) -> bytes:
+    """A small grayscale PNG that decodes like a radiograph would (for upload checks)."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    pixels = (rng.random((size, size)) * 255).astype("uint8")
+    buffer = io.BytesIO()
+    Image.fromarray(pixels, mode="L").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+class WorkerProcess:
+    """A real Celery worker (`python -m boneage worker`, as production starts it; solo pool)
+    in a subprocess, configured through the environment from `settings`."""
+
+    def __init__(self, settings: Settings, name: str = "worker"):
+        self.settings = settings
+        self.log_path = settings.var_dir / f"{name}-{uuid.uuid4().hex[:6]}.log"
+        self.process = None
+
+    def start(self, timeout: float = 120) -> "WorkerProcess":
+        import subprocess
+        import sys
+        import time
+
+        env = {**os.environ, **self.settings.to_env(), "PYTHONUNBUFFERED": "1", "BONEAGE_DEVICE": "cpu"}
+        command = [sys.executable, "-m", "boneage", "worker", "--hostname", f"test-{uuid.uuid4().hex[:8]}@%h"]
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the worker exited with {self.process.returncode}:\n{self.log()}")
+            if " ready." in self.log():
+                return self
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"the worker was not ready after {timeout} s:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self) -> None:
+        import signal
+        import subprocess
+
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+
+def wait_until_finished(client, assessment_id: str, timeout: float = 180) -> dict:
+    """Poll GET /api/v1/assessments/<id> until it succeeded or failed."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        body = client.get(f"/api/v1/assessments/{assessment_id}").get_json()
+        if body["status"] in ("succeeded", "failed"):
+            return body
+        if time.monotonic() > deadline:
+            raise AssertionError(f"assessment still {body['status']} after {timeout} s")
+        time.sleep(0.25)
+
+
+def register(settings: Settings, checkpoint, *, activate: bool = True, label: str | None = None):
+    """Register a checkpoint with the service at `settings` (the register-model use case)."""
+    from db.session import unit_of_work_factory
+    from services.model_registry import register_model
+
+    return register_model(checkpoint, uow=unit_of_work_factory(settings.database_url), model_dir=settings.model_dir,
+                          activate=activate, label=label)

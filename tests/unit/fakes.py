@@ -1,0 +1,196 @@
+"""In-memory stand-ins for storage, the queue and the model, for driving the
+services in unit tests (cosmicpython's FakeRepository / FakeUnitOfWork).
+
+The fake repositories apply the same rules as the real ones: core.status decides
+which transitions are allowed, and a write names the attempt it belongs to.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+from core.hashing import sha256_hex
+from core.imageio import sniff_suffix
+from core.status import JobStatus, sources_of
+from db.models import Assessment, ModelVersion
+
+
+class FakeAssessments:
+    def __init__(self):
+        self.rows: dict[str, Assessment] = {}
+
+    def add(self, assessment: Assessment) -> Assessment:
+        self.rows[assessment.id] = assessment
+        return assessment
+
+    def get(self, assessment_id: str) -> Assessment | None:
+        return self.rows.get(assessment_id)
+
+    def recent(self, limit: int = 50) -> list[Assessment]:
+        return sorted(self.rows.values(), key=lambda a: a.created_at, reverse=True)[:limit]
+
+    def count(self) -> int:
+        return len(self.rows)
+
+    def claim(self, assessment: Assessment, *, now, stale_before) -> int | None:
+        row = self.rows[assessment.id]
+        stale = row.status is JobStatus.RUNNING and row.started_at < stale_before
+        if row.attempts != assessment.attempts or not (row.status is JobStatus.QUEUED or stale):
+            return None
+        row.status, row.attempts, row.started_at, row.error = JobStatus.RUNNING, row.attempts + 1, now, None
+        row.queue_wait_seconds = max(0.0, (now - row.created_at).total_seconds())
+        return row.attempts
+
+    def transition(self, assessment_id: str, target: JobStatus, *, attempt: int | None = None, **values) -> bool:
+        row = self.rows.get(assessment_id)
+        if row is None or row.status not in sources_of(target):
+            return False
+        if attempt is not None and row.attempts != attempt:
+            return False
+        row.status = target
+        for name, value in values.items():
+            setattr(row, name, value)
+        return True
+
+    def summary_by_sex(self) -> list[dict]:
+        summary = []
+        for sex in sorted({a.sex for a in self.rows.values() if a.status is JobStatus.SUCCEEDED}):
+            done = [a for a in self.rows.values() if a.status is JobStatus.SUCCEEDED and a.sex == sex]
+            with_age = [a for a in done if a.chronological_age_months is not None]
+            summary.append({
+                "sex": sex,
+                "count": len(done),
+                "mean_bone_age_months": round(sum(a.bone_age_months for a in done) / len(done), 2),
+                "with_chronological_age": len(with_age),
+                "mean_bone_minus_chronological_months": round(
+                    sum(a.bone_age_months - a.chronological_age_months for a in with_age) / len(with_age), 2
+                ) if with_age else None,
+            })
+        return summary
+
+
+class FakeModels:
+    def __init__(self):
+        self.rows: list[ModelVersion] = []
+        self._ids = itertools.count(1)
+
+    def add(self, model: ModelVersion) -> ModelVersion:
+        model.id = next(self._ids)
+        self.rows.append(model)
+        return model
+
+    def get(self, model_id: int) -> ModelVersion | None:
+        return next((m for m in self.rows if m.id == model_id), None)
+
+    def get_by_name(self, name: str) -> ModelVersion | None:
+        return next((m for m in self.rows if m.name == name), None)
+
+    def active(self) -> ModelVersion | None:
+        return next((m for m in self.rows if m.is_active), None)
+
+    def all(self) -> list[ModelVersion]:
+        return list(self.rows)
+
+    def activate(self, model: ModelVersion) -> None:
+        for other in self.rows:
+            other.is_active = other is model
+
+
+class FakeUnitOfWork:
+    """One in-memory database; each `uow()` call opens a "transaction" on it."""
+
+    def __init__(self):
+        self.assessments = FakeAssessments()
+        self.models = FakeModels()
+        self.commits = 0
+
+    def __call__(self) -> "FakeUnitOfWork":
+        return self
+
+    def __enter__(self) -> "FakeUnitOfWork":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        pass
+
+    def commit(self) -> None:
+        self.commits += 1
+
+    def rollback(self) -> None:
+        pass
+
+
+class FakeFiles:
+    def __init__(self):
+        self.blobs: dict[str, bytes] = {}
+
+    def put_upload(self, data: bytes) -> tuple[str, str]:
+        digest = sha256_hex(data)
+        relative = f"uploads/{digest[:2]}/{digest}{sniff_suffix(data)}"
+        self.blobs[relative] = data
+        return digest, relative
+
+    def put_heatmap(self, name: str, png: bytes) -> str:
+        relative = f"heatmaps/{name}.png"
+        self.blobs[relative] = png
+        return relative
+
+    def read(self, relative: str) -> bytes:
+        try:
+            return self.blobs[relative]
+        except KeyError:
+            raise FileNotFoundError(relative) from None
+
+    def exists(self, relative: str) -> bool:
+        return relative in self.blobs
+
+    def delete(self, relative: str) -> None:
+        self.blobs.pop(relative, None)
+
+
+class FakeQueue:
+    def __init__(self, error: Exception | None = None):
+        self.sent: list[str] = []
+        self.error = error
+
+    def enqueue_assessment(self, assessment_id: str) -> None:
+        if self.error is not None:
+            raise self.error
+        self.sent.append(assessment_id)
+
+
+@dataclass
+class FakePrediction:
+    bone_age_months: float
+    stage: str
+    overlay_png: bytes | None
+    seconds: float = 0.01
+
+
+@dataclass
+class FakePredictor:
+    """Predicts 100 months plus the image's mean intensity x 50, a rule the tests can check."""
+
+    error: Exception | None = None
+    calls: list = field(default_factory=list)
+
+    def predict(self, images, sexes, gradcam=True):
+        self.calls.append((len(images), list(sexes), gradcam))
+        if self.error is not None:
+            raise self.error
+        return [FakePrediction(100.0 + 50.0 * float(image.mean()), "Child", b"\x89PNG heatmap" if gradcam else None)
+                for image in images]
+
+
+class FakePredictors:
+    def __init__(self, predictor: FakePredictor | None = None, error: Exception | None = None):
+        self.predictor = predictor or FakePredictor()
+        self.error = error
+        self.requested = []
+
+    def get(self, model):
+        self.requested.append(model)
+        if self.error is not None:
+            raise self.error
+        return self.predictor

@@ -1,0 +1,50 @@
+"""Stages and the Greulich-Pyle (Brush) comparison, checked against the table by hand."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.greulich_pyle import compare_with_chronological_age
+from core.stages import format_years_months, normalise_sex, stage_for
+
+
+@pytest.mark.parametrize("months, stage", [(0, "Child"), (143.9, "Child"), (144, "Adolescent"),
+                                           (215.9, "Adolescent"), (216, "Adult"), (240, "Adult")])
+def test_stage_limits_of_the_seed_report(months, stage):
+    assert stage_for(months) == stage
+
+
+def test_comparison_at_a_table_row():
+    # Brush table, boys at 120 months: mean skeletal age 125.68, SD 9.79
+    result = compare_with_chronological_age(135.47, 120, "M")
+    assert result.expected_bone_age_months == pytest.approx(125.68)
+    assert result.sd_months == pytest.approx(9.79)
+    assert result.z_score == pytest.approx(1.0)
+    assert result.reading == "normal"
+
+
+def test_comparison_interpolates_between_rows():
+    # girls, halfway between 108 (113.86, SD 10.74) and 120 months (125.66, SD 11.73)
+    result = compare_with_chronological_age(100.0, 114, "F")
+    mean, sd = (113.86 + 125.66) / 2, (10.74 + 11.73) / 2
+    assert result.expected_bone_age_months == pytest.approx(mean)
+    assert result.z_score == pytest.approx((100.0 - mean) / sd)
+
+
+@pytest.mark.parametrize("bone_age, reading", [(125.68 - 2.01 * 9.79, "delayed"), (125.68 - 1.99 * 9.79, "normal"),
+                                               (125.68 + 2.01 * 9.79, "advanced")])
+def test_readings_at_two_sd(bone_age, reading):
+    assert compare_with_chronological_age(bone_age, 120, "male").reading == reading
+
+
+@pytest.mark.parametrize("age", [1, 300])
+def test_outside_the_table_is_indeterminate(age):
+    result = compare_with_chronological_age(100, age, "F")
+    assert result.reading == "indeterminate" and result.z_score is None
+
+
+def test_sex_spellings_and_formatting():
+    assert [normalise_sex(v) for v in ("M", "f", "TRUE", "False", True, "female")] == ["M", "F", "M", "F", "M", "F"]
+    with pytest.raises(ValueError, match="sex must be M or F"):
+        normalise_sex("x")
+    assert format_years_months(169.1) == "14 y 1 m"
