@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from helpers import RSNA_SAMPLE
 from training.rsna import DatasetError, load_records
 
 
@@ -97,7 +98,7 @@ def test_folder_without_labels(tmp_path):
 
 
 def test_reads_the_real_sample_when_present():
-    sample = Path(__file__).resolve().parents[2] / "shared" / "data" / "rsna-sample"
+    sample = RSNA_SAMPLE
     if not sample.is_dir():
         pytest.skip(f"the real RSNA sample is not at {sample}")
     records = load_records(sample)
