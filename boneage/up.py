@@ -54,7 +54,8 @@ def run(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000, beat: 
     settings.ensure_dirs()
     migrations.upgrade(settings.database_url)
     ensure_demo_model(uow=unit_of_work_factory(settings.database_url), var_dir=settings.var_dir,
-                      model_dir=settings.model_dir)
+                      model_dir=settings.model_dir, images=settings.demo_images,
+                      image_size=settings.demo_image_size, time_budget_s=settings.demo_time_budget_s)
 
     log_dir = settings.var_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)

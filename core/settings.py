@@ -14,6 +14,9 @@ DATABASE_URL and BROKER_URL to run the same code on PostgreSQL and Redis.
     BONEAGE_INFERENCE_QUEUE inference        (GPU work)
     BONEAGE_CPU_QUEUE       cpu              (everything else: audits)
     BONEAGE_DEVICE          unset: CUDA when available, else CPU
+    BONEAGE_DEMO_IMAGES     300              (`boneage up`'s demo model: synthetic images,
+    BONEAGE_DEMO_IMAGE_SIZE 256               their size in pixels,
+    BONEAGE_DEMO_TIME_BUDGET 300              training budget in CPU seconds)
 """
 
 from __future__ import annotations
@@ -40,6 +43,10 @@ class Settings:
     inference_queue: str = "inference"
     cpu_queue: str = "cpu"
     device: str | None = None
+    # The demo model `boneage up` trains when no model is active (services.demo_model).
+    demo_images: int = 300
+    demo_image_size: int = 256
+    demo_time_budget_s: float = 300.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -56,6 +63,9 @@ class Settings:
             inference_queue=_queue_name(env, "BONEAGE_INFERENCE_QUEUE", "inference"),
             cpu_queue=_queue_name(env, "BONEAGE_CPU_QUEUE", "cpu"),
             device=env.get("BONEAGE_DEVICE") or None,
+            demo_images=_positive_int(env, "BONEAGE_DEMO_IMAGES", 300),
+            demo_image_size=_positive_int(env, "BONEAGE_DEMO_IMAGE_SIZE", 256),
+            demo_time_budget_s=_positive_float(env, "BONEAGE_DEMO_TIME_BUDGET", 300.0),
         )
 
     @property
@@ -87,6 +97,9 @@ class Settings:
             "BONEAGE_MAX_UPLOAD_MB": repr(self.max_upload_mb),
             "BONEAGE_INFERENCE_QUEUE": self.inference_queue,
             "BONEAGE_CPU_QUEUE": self.cpu_queue,
+            "BONEAGE_DEMO_IMAGES": str(self.demo_images),
+            "BONEAGE_DEMO_IMAGE_SIZE": str(self.demo_image_size),
+            "BONEAGE_DEMO_TIME_BUDGET": repr(self.demo_time_budget_s),
         }
         if self.device:
             env["BONEAGE_DEVICE"] = self.device
@@ -118,6 +131,19 @@ def _positive_float(env: Mapping[str, str], name: str, default: float) -> float:
         number = -1.0
     if number <= 0:
         raise UserFacingError(f"{name} must be a positive number, got {value!r}")
+    return number
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    value = env.get(name)
+    if not value:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        number = -1
+    if number <= 0:
+        raise UserFacingError(f"{name} must be a positive whole number, got {value!r}")
     return number
 
 

@@ -22,10 +22,16 @@ def ensure_demo_model(
     generate: Callable | None = None,
     train: Callable | None = None,
     say: Callable[[str], None] = print,
+    images: int = DEMO_IMAGES,
+    image_size: int = DEMO_IMAGE_SIZE,
+    time_budget_s: float = DEMO_TIME_BUDGET_S,
 ) -> Registered | None:
     """Train and register the demo model when no model is active; returns it, or
-    None when a model was already active. `generate` and `train` default to
-    training.synth.generate_dataset and training.train.train."""
+    None when a model was already active. `images` synthetic radiographs of
+    `image_size` pixels are generated (once: an existing demo data set is reused) and
+    training stops after the epoch that exceeds `time_budget_s` CPU seconds.
+    `generate` and `train` default to training.synth.generate_dataset and
+    training.train.train."""
     with uow() as work:
         active = work.models.active()
         if active is not None:
@@ -41,9 +47,9 @@ def ensure_demo_model(
 
     data_dir = Path(var_dir) / "demo-data"
     if not (data_dir / "boneage-training-dataset.csv").is_file():
-        generate(data_dir, DEMO_IMAGES, size=DEMO_IMAGE_SIZE, seed=0, progress=True)
+        generate(data_dir, images, size=image_size, seed=0, progress=True)
     checkpoint = train(data_dir, "demo", Path(model_dir) / "demo-training", seed=0,
-                       time_budget_s=DEMO_TIME_BUDGET_S, progress=True)
+                       time_budget_s=time_budget_s, progress=True)
     model = register_model(checkpoint, uow=uow, model_dir=model_dir, activate=True)
     say(f"registered and activated {model.name}: {model.label}")
     return model

@@ -19,6 +19,8 @@ def test_defaults_are_the_embedded_single_machine_mode(tmp_path, monkeypatch):
     assert settings.queue_dir == var / "queue"
     assert settings.inference_queue == "inference"
     assert settings.max_upload_bytes == 20 * 1024 * 1024
+    # `boneage up`'s first-start demo model: 300 synthetic images of 256 px, 300 CPU seconds
+    assert (settings.demo_images, settings.demo_image_size, settings.demo_time_budget_s) == (300, 256, 300.0)
 
 
 def test_environment_selects_postgres_and_redis(tmp_path):
@@ -41,14 +43,29 @@ def test_environment_selects_postgres_and_redis(tmp_path):
     assert settings.device == "cuda:1"
 
 
+def test_demo_model_size_and_budget_come_from_the_environment(tmp_path):
+    settings = Settings.from_env({"BONEAGE_VAR_DIR": str(tmp_path), "BONEAGE_DEMO_IMAGES": "24",
+                                  "BONEAGE_DEMO_IMAGE_SIZE": "96", "BONEAGE_DEMO_TIME_BUDGET": "2.5"})
+    assert (settings.demo_images, settings.demo_image_size, settings.demo_time_budget_s) == (24, 96, 2.5)
+
+
 def test_round_trip_through_the_environment(tmp_path):
-    settings = Settings.from_env({"BONEAGE_VAR_DIR": str(tmp_path), "BONEAGE_INFERENCE_QUEUE": "gpu_a"})
+    settings = Settings.from_env({"BONEAGE_VAR_DIR": str(tmp_path), "BONEAGE_INFERENCE_QUEUE": "gpu_a",
+                                  "BONEAGE_DEMO_IMAGES": "24", "BONEAGE_DEMO_TIME_BUDGET": "2.5"})
     assert Settings.from_env(settings.to_env()) == settings
 
 
 @pytest.mark.parametrize(
     "name, value",
-    [("BONEAGE_MAX_UPLOAD_MB", "-1"), ("BONEAGE_MAX_UPLOAD_MB", "lots"), ("BONEAGE_INFERENCE_QUEUE", "a.b")],
+    [
+        ("BONEAGE_MAX_UPLOAD_MB", "-1"),
+        ("BONEAGE_MAX_UPLOAD_MB", "lots"),
+        ("BONEAGE_INFERENCE_QUEUE", "a.b"),
+        ("BONEAGE_DEMO_IMAGES", "0"),
+        ("BONEAGE_DEMO_IMAGES", "2.5"),
+        ("BONEAGE_DEMO_IMAGE_SIZE", "big"),
+        ("BONEAGE_DEMO_TIME_BUDGET", "-3"),
+    ],
 )
 def test_bad_values_are_explained(name, value, tmp_path):
     with pytest.raises(UserFacingError, match=name):
