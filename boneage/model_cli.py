@@ -53,12 +53,21 @@ def add_commands(subparsers) -> None:
 
     predict = subparsers.add_parser("predict", help="bone age, stage and Grad-CAM heatmap for one radiograph")
     predict.add_argument("image", type=Path)
-    predict.add_argument("--sex", required=True, choices=["M", "F", "m", "f"])
+    predict.add_argument("--sex", required=True, type=_sex, help="M or F")
     predict.add_argument("--model", type=Path, help="checkpoint (default: the active model of the service at DATABASE_URL)")
     predict.add_argument("--heatmap", type=Path, help="where to write the overlay PNG (default: IMAGE.heatmap.png)")
     predict.add_argument("--chronological-age", type=float, metavar="MONTHS",
                          help="compare with the Greulich-Pyle (Brush) reference for this age")
     predict.set_defaults(handler=_predict)
+
+
+def _sex(value: str) -> str:
+    from core.stages import normalise_sex
+
+    try:
+        return normalise_sex(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _synth(args: argparse.Namespace) -> int:
@@ -113,7 +122,7 @@ def _predict(args: argparse.Namespace) -> int:
     except (ImageDecodeError, OSError) as exc:
         raise UserFacingError(f"{args.image}: {exc}") from exc
     predictor = Predictor.from_checkpoint(model)
-    [result] = predictor.predict([image], [args.sex.upper()])
+    [result] = predictor.predict([image], [args.sex])
     heatmap_path = args.heatmap or args.image.with_suffix(".heatmap.png")
     heatmap_path.write_bytes(result.overlay_png)
     print(f"bone age: {result.bone_age_months:.1f} months ({format_years_months(result.bone_age_months)})")

@@ -81,9 +81,6 @@ class UnitOfWork:
     def commit(self) -> None:
         self.session.commit()
 
-    def rollback(self) -> None:
-        self.session.rollback()
-
 
 UnitOfWorkFactory = Callable[[], UnitOfWork]
 

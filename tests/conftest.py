@@ -33,6 +33,23 @@ from helpers import (
 )
 
 
+# ------------------------------------------------------------ home directory
+
+
+@pytest.fixture(scope="session", autouse=True)
+def caches_outside_home(tmp_path_factory):
+    """Everything the tests would write under $HOME goes to a session temporary directory:
+    the preprocessed image cache (BONEAGE_CACHE_DIR, default ~/.cache/boneage), torch hub
+    downloads (TORCH_HOME) and matplotlib's config and font cache (MPLCONFIGDIR). Set in
+    os.environ, so subprocesses (CLI, workers) started by the tests inherit it too."""
+    root = tmp_path_factory.mktemp("home-caches")
+    with pytest.MonkeyPatch.context() as patch:
+        for name, folder in (("BONEAGE_CACHE_DIR", "boneage"), ("TORCH_HOME", "torch"), ("MPLCONFIGDIR", "matplotlib")):
+            (root / folder).mkdir()
+            patch.setenv(name, str(root / folder))
+        yield root
+
+
 # ---------------------------------------------------------------- PostgreSQL
 
 
@@ -183,3 +200,15 @@ def start_worker():
 def wait_finished():
     """wait_finished(client, assessment_id, timeout=180) -> the finished assessment's JSON."""
     return wait_until_finished
+
+
+SERVICE_FIXTURES = {"postgres_server_url", "redis_url"}
+
+
+def pytest_collection_modifyitems(items):
+    """Mark every test that uses PostgreSQL or Redis with `services`, so
+    `pytest -m "not services"` runs what needs neither."""
+    for item in items:
+        # Fixtures that pick PostgreSQL by parameter (getfixturevalue) show it in the test id.
+        if SERVICE_FIXTURES & set(getattr(item, "fixturenames", ())) or "postgres" in item.name:
+            item.add_marker(pytest.mark.services)

@@ -117,9 +117,6 @@ class FakeUnitOfWork:
     def commit(self) -> None:
         self.commits += 1
 
-    def rollback(self) -> None:
-        pass
-
 
 class FakeFiles:
     def __init__(self):
