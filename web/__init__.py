@@ -44,9 +44,10 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     from web import api, pages
     from web.errors import register_error_handlers
+    from web.openapi import init_api
 
     app.register_blueprint(pages.bp)
-    app.register_blueprint(api.bp)
+    init_api(app).register_blueprint(api.bp)
     register_error_handlers(app)
 
     @app.get("/healthz")

@@ -1,47 +1,73 @@
-"""JSON API, version 1. The OpenAPI document at /api/v1/openapi.json describes it."""
+"""JSON API, version 1. The OpenAPI document at /api/v1/openapi.json describes it
+(web.openapi), from the schemas in web.schemas that the responses are dumped through."""
 
 from __future__ import annotations
 
 import io
 
-from flask import Blueprint, abort, jsonify, request, send_file, url_for
+from flask import abort, request, send_file
+from flask_smorest import Blueprint
 
 from core.status import JobStatus
-from web.openapi import openapi_document
-from web.presenters import assessment_json
+from core.submission import parse_submission, uploaded_image
 from web.dependencies import deps, submit
-from core.submission import InvalidSubmission, parse_submission, uploaded_image
+from web.presenters import assessment_json
+from web.schemas import AssessmentListSchema, AssessmentSchema, ErrorSchema, SubmissionSchema
 
-bp = Blueprint("api", __name__, url_prefix="/api/v1")
+bp = Blueprint("api", __name__, url_prefix="/api/v1", description="Bone-age assessments")
+
+PNG = {"type": "string", "format": "binary"}
+LOCATION = {"Location": {"description": "The assessment's URL; poll it.", "schema": {"type": "string"}}}
+LIMIT = {
+    "name": "limit",
+    "in": "query",
+    "description": "How many; values outside 1-200 are clamped.",
+    "schema": {"type": "integer", "default": 50, "minimum": 1, "maximum": 200},
+}
 
 
 @bp.post("/assessments")
+@bp.doc(
+    summary="Submit a radiograph; the job is queued",
+    operationId="createAssessment",
+    requestBody={"required": True, "content": {"multipart/form-data": {"schema": SubmissionSchema}}},
+)
+@bp.response(202, AssessmentSchema, description="Accepted and queued; poll `url`.", headers=LOCATION)
+@bp.alt_response(400, schema=ErrorSchema, description="The submission is invalid; nothing was stored.")
+@bp.alt_response(413, schema=ErrorSchema, description="The upload is larger than the limit.")
+@bp.alt_response(503, schema=AssessmentSchema, description="Stored but could not be queued; the job is failed.")
 def create_assessment():
-    try:
-        submission = parse_submission(request.form, uploaded_image(request.files))
-    except InvalidSubmission as exc:
-        return jsonify(error=str(exc), fields=exc.errors), 400
+    # An InvalidSubmission becomes a 400 in web.errors, as for the HTML form.
+    submission = parse_submission(request.form, uploaded_image(request.files))
     assessment_id = submit(submission)
     with deps().uow() as uow:
         body = assessment_json(uow.assessments.get(assessment_id))
     status = 503 if body["status"] == JobStatus.FAILED else 202
-    return jsonify(body), status, {"Location": body["url"]}
+    return body, status, {"Location": body["url"]}
 
 
 @bp.get("/assessments")
+@bp.doc(summary="Recent assessments, newest first", operationId="listAssessments", parameters=[LIMIT])
+@bp.response(200, AssessmentListSchema)
 def list_assessments():
     limit = min(max(request.args.get("limit", 50, type=int), 1), 200)
     with deps().uow() as uow:
-        return jsonify(assessments=[assessment_json(a) for a in uow.assessments.recent(limit)])
+        return {"assessments": [assessment_json(a) for a in uow.assessments.recent(limit)]}
 
 
 @bp.get("/assessments/<assessment_id>")
+@bp.doc(summary="Status and, when done, the result", operationId="getAssessment")
+@bp.response(200, AssessmentSchema)
+@bp.alt_response(404, schema=ErrorSchema, description="No such assessment.")
 def get_assessment(assessment_id: str):
     with deps().uow() as uow:
-        return jsonify(assessment_json(_get_or_404(uow, assessment_id)))
+        return assessment_json(_get_or_404(uow, assessment_id))
 
 
 @bp.get("/assessments/<assessment_id>/heatmap.png")
+@bp.doc(summary="Grad-CAM overlay on the radiograph", operationId="getHeatmap")
+@bp.response(200, PNG, content_type="image/png", description="PNG")
+@bp.alt_response(404, schema=ErrorSchema, description="Not (yet) available.")
 def heatmap(assessment_id: str):
     with deps().uow() as uow:
         assessment = _get_or_404(uow, assessment_id)
@@ -54,8 +80,10 @@ def heatmap(assessment_id: str):
 
 
 @bp.get("/assessments/<assessment_id>/image.png")
+@bp.doc(summary="The uploaded radiograph, as PNG (DICOM and JPEG uploads are converted)", operationId="getImage")
+@bp.response(200, PNG, content_type="image/png", description="PNG")
+@bp.alt_response(404, schema=ErrorSchema, description="No such assessment.")
 def image(assessment_id: str):
-    """The uploaded radiograph, as PNG (DICOM and JPEG uploads are converted)."""
     with deps().uow() as uow:
         relative = _get_or_404(uow, assessment_id).image_path
     files = deps().files
@@ -64,11 +92,6 @@ def image(assessment_id: str):
     if relative.endswith(".png"):
         return send_file(files.path(relative), mimetype="image/png", max_age=3600)
     return send_file(io.BytesIO(_to_png(files.read(relative))), mimetype="image/png", max_age=3600)
-
-
-@bp.get("/openapi.json")
-def openapi():
-    return jsonify(openapi_document(server_url=url_for("api.openapi", _external=True).rsplit("/api/v1", 1)[0]))
 
 
 def _get_or_404(uow, assessment_id: str):
@@ -88,4 +111,3 @@ def _to_png(data: bytes) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(pixels, mode="L").save(buffer, format="PNG")
     return buffer.getvalue()
-

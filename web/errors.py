@@ -1,4 +1,5 @@
-"""Error responses: JSON under /api/, a page elsewhere; never a stack trace."""
+"""Error responses: JSON under /api/ (web.schemas.ErrorSchema), a page elsewhere;
+never a stack trace."""
 
 from __future__ import annotations
 
@@ -7,11 +8,64 @@ import logging
 from flask import Flask, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException, InternalServerError, RequestEntityTooLarge
 
+from core.submission import InvalidSubmission
+from web.schemas import ErrorSchema
+
 log = logging.getLogger(__name__)
+
+UNEXPECTED_MESSAGE = "Something went wrong on the server. The error was logged; please try again later."
+
+
+def register_error_handlers(app: Flask) -> None:
+    app.register_error_handler(RequestEntityTooLarge, too_large)
+    app.register_error_handler(InvalidSubmission, invalid_submission)
+    app.register_error_handler(HTTPException, http_error)
+    app.register_error_handler(Exception, unexpected)
+
+
+def too_large(_exc: RequestEntityTooLarge):
+    message = _too_large_message()
+    if _wants_json():
+        return _json_error(message, 413, fields={"image": message})
+    from web.pages import render_form
+
+    return render_form({"image": message}, 413, form={})  # the body was not read
+
+
+def invalid_submission(exc: InvalidSubmission):
+    """A refused study, from the API or the form: nothing was stored or queued."""
+    if _wants_json():
+        return _json_error(str(exc), 400, fields=exc.errors)
+    from web.pages import render_form
+
+    return render_form(exc.errors, 400)
+
+
+def http_error(exc: HTTPException):
+    message = exc.description or exc.name
+    if _wants_json():
+        return _json_error(message, exc.code)
+    return render_template("error.html", code=exc.code, title=exc.name, message=message), exc.code
+
+
+def unexpected(_exc: Exception):
+    """Anything else a view raised (Flask sends HTTPExceptions to http_error)."""
+    log.exception("unhandled error on %s %s", request.method, request.path)
+    error = InternalServerError()
+    if _wants_json():
+        return _json_error(UNEXPECTED_MESSAGE, error.code)
+    return render_template("error.html", code=error.code, title=error.name, message=UNEXPECTED_MESSAGE), error.code
 
 
 def _wants_json() -> bool:
     return request.path.startswith("/api/")
+
+
+def _json_error(message: str, status: int, *, fields: dict[str, str] | None = None):
+    body = {"error": message}
+    if fields is not None:
+        body["field_messages"] = fields
+    return jsonify(ErrorSchema().dump(body)), status
 
 
 def _too_large_message() -> str:
@@ -21,32 +75,3 @@ def _too_large_message() -> str:
         f"The upload is too large: the limit is {deps().settings.max_upload_mb:g} MB. "
         "Downscale or compress the radiograph and try again."
     )
-
-
-def register_error_handlers(app: Flask) -> None:
-    @app.errorhandler(RequestEntityTooLarge)
-    def too_large(_exc):
-        message = _too_large_message()
-        if _wants_json():
-            return jsonify(error=message, fields={"image": message}), 413
-        from web.pages import render_form
-
-        return render_form({"image": message}, 413, form={})  # the body was not read
-
-    @app.errorhandler(HTTPException)
-    def http_error(exc: HTTPException):
-        message = exc.description or exc.name
-        if _wants_json():
-            return jsonify(error=message), exc.code
-        return render_template("error.html", code=exc.code, title=exc.name, message=message), exc.code
-
-    @app.errorhandler(Exception)
-    def unexpected(exc: Exception):
-        if isinstance(exc, HTTPException):
-            return http_error(exc)
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        error = InternalServerError()
-        message = "Something went wrong on the server. The error was logged; please try again later."
-        if _wants_json():
-            return jsonify(error=message), error.code
-        return render_template("error.html", code=error.code, title=error.name, message=message), error.code

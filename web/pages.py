@@ -6,7 +6,7 @@ from flask import Blueprint, abort, redirect, render_template, request, url_for
 
 from web.presenters import DISCLAIMER, assessment_json
 from web.dependencies import deps, submit
-from core.submission import MAX_AGE_YEARS, InvalidSubmission, parse_submission, uploaded_image
+from core.submission import MAX_AGE_YEARS, parse_submission, uploaded_image
 
 bp = Blueprint("pages", __name__)
 
@@ -34,10 +34,8 @@ def index():
 
 @bp.post("/assessments")
 def create():
-    try:
-        submission = parse_submission(request.form, uploaded_image(request.files))
-    except InvalidSubmission as exc:
-        return render_form(exc.errors, 400)
+    # An InvalidSubmission shows the form again with the messages (web.errors).
+    submission = parse_submission(request.form, uploaded_image(request.files))
     assessment_id = submit(submission)
     return redirect(url_for("pages.assessment", assessment_id=assessment_id), code=303)
 

@@ -10,6 +10,7 @@ from datetime import date, timedelta
 import pytest
 
 from db.session import unit_of_work_factory
+from openapi_contract import contract_checked
 from web import create_app
 
 TOMORROW_PLUS = (date.today() + timedelta(days=10)).isoformat()
@@ -56,7 +57,7 @@ CASES = [
 
 @pytest.fixture
 def app(embedded_settings):
-    return create_app(embedded_settings)
+    return contract_checked(create_app(embedded_settings))
 
 
 def _post(client, url, fields, image, filename):
@@ -115,7 +116,7 @@ def test_oversized_upload_is_a_clear_413(url, json, tmp_path, png_bytes, queued_
     migrations.upgrade(settings.database_url)
     big = png_bytes(size=400)  # noise does not compress: ~160 kB > 50 kB
     assert len(big) > settings.max_upload_bytes
-    response = _post(create_app(settings).test_client(), url, {"sex": "F"}, big, "hand.png")
+    response = _post(contract_checked(create_app(settings)).test_client(), url, {"sex": "F"}, big, "hand.png")
     assert response.status_code == 413
     text = response.get_data(as_text=True)
     assert "too large" in text and "0.05 MB" in text

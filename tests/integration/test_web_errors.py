@@ -11,12 +11,13 @@ import pytest
 
 from core.settings import Settings
 from db.session import unit_of_work_factory
+from openapi_contract import contract_checked
 from web import create_app
 
 
 @pytest.fixture
 def app(embedded_settings):
-    return create_app(embedded_settings)
+    return contract_checked(create_app(embedded_settings))
 
 
 def test_unknown_assessment_is_404_in_json_and_html(app):
@@ -53,7 +54,7 @@ def test_broker_outage_marks_the_job_failed_with_the_reason(tmp_path, png_bytes)
     settings = Settings.from_env({"BONEAGE_VAR_DIR": str(tmp_path / "var"), "BROKER_URL": "redis://127.0.0.1:1/0"})
     settings.ensure_dirs()
     migrations.upgrade(settings.database_url)
-    client = create_app(settings).test_client()
+    client = contract_checked(create_app(settings)).test_client()
     response = client.post(
         "/api/v1/assessments",
         data={"image": (io.BytesIO(png_bytes()), "hand.png"), "sex": "F"},

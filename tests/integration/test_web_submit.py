@@ -9,12 +9,13 @@ import re
 import pytest
 
 from db.session import unit_of_work_factory
+from openapi_contract import contract_checked
 from web import create_app
 
 
 @pytest.fixture
 def app(embedded_settings):
-    return create_app(embedded_settings)
+    return contract_checked(create_app(embedded_settings))
 
 
 @pytest.fixture
@@ -106,9 +107,9 @@ def test_openapi_document_describes_the_api(client):
     post = document["paths"]["/api/v1/assessments"]["post"]
     assert "202" in post["responses"] and "413" in post["responses"]
     assert set(document["paths"]) >= {
-        "/api/v1/assessments/{id}",
-        "/api/v1/assessments/{id}/heatmap.png",
-        "/api/v1/assessments/{id}/image.png",
+        "/api/v1/assessments/{assessment_id}",
+        "/api/v1/assessments/{assessment_id}/heatmap.png",
+        "/api/v1/assessments/{assessment_id}/image.png",
     }
 
 
@@ -117,7 +118,7 @@ def test_healthz(client):
 
 
 def test_api_on_postgres_and_redis(service_settings, png_bytes, queued_tasks):
-    app = create_app(service_settings)
+    app = contract_checked(create_app(service_settings))
     declare_all_queues(app)
     client = app.test_client()
     response = client.post(
