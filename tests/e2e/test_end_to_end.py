@@ -1,10 +1,16 @@
 """End to end with real parts: a real Celery worker process (solo pool, never eager)
 on PostgreSQL + Redis and in embedded mode (SQLite + filesystem transport), a real
 PNG through the form and the API, and the stored result checked against a direct
-call of the predictor on the same image with the same checkpoint."""
+call of the predictor on the same image with the same checkpoint.
+
+The heatmap the API serves is also checked without Predictor.predict (the code path
+the worker runs): it must differ from the served radiograph, and equal the Grad-CAM
+overlay computed here from the served upload with the registered checkpoint, through
+the preprocessing, GradCamExplainer and overlay_png directly."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import re
 import uuid
@@ -17,7 +23,7 @@ import migrations
 from helpers import RSNA_SAMPLE, fresh_postgres_schema, make_settings, register
 from core.hashing import sha256_hex
 from core.imageio import sniff_suffix
-from core.model_identity import SYNTHETIC_LABEL
+from core.model_identity import SYNTHETIC_LABEL, model_name
 from db.session import unit_of_work_factory
 from web import create_app
 
@@ -85,7 +91,7 @@ def real_png(dataset) -> bytes:
     return sample.read_bytes() if sample.is_file() else synthetic_png(dataset, 1)
 
 
-def assert_matches_direct_prediction(stack, assessment_id, image_bytes, sex, predictor):
+def assert_matches_direct_prediction(stack, assessment_id, image_bytes, sex, predictor, tiny_model):
     from core.imageio import decode_image
 
     row, model = stack.row(assessment_id)
@@ -93,7 +99,12 @@ def assert_matches_direct_prediction(stack, assessment_id, image_bytes, sex, pre
     assert row.status == "succeeded"
     assert row.bone_age_months == pytest.approx(expected.bone_age_months, abs=1e-3)
     assert row.stage == expected.stage
-    assert model.name == predictor.model_version or model.name.startswith(model.recipe)
+    # The model is named after its recipe and the hash of the checkpoint that was
+    # registered (the copy in the model directory, identical to the trained file).
+    registered_sha256 = hashlib.sha256(open(model.checkpoint_path, "rb").read()).hexdigest()
+    assert registered_sha256 == hashlib.sha256(tiny_model.read_bytes()).hexdigest()
+    assert model.checkpoint_sha256 == registered_sha256
+    assert model.name == model_name("demo", registered_sha256) == f"demo-{registered_sha256[:8]}"
     assert row.inference_seconds > 0 and row.queue_wait_seconds >= 0
 
     stored = np.asarray(Image.open(stack.settings.files_dir / row.heatmap_path).convert("RGB"), dtype=np.int16)
@@ -103,7 +114,45 @@ def assert_matches_direct_prediction(stack, assessment_id, image_bytes, sex, pre
     return row
 
 
-def test_form_submission_end_to_end(stack, synthetic_dataset, direct_predictor, wait_finished):
+def rgb(png: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=np.int16)
+
+
+def assert_heatmap_is_gradcam_of_upload(stack, body, uploaded: bytes, sex: str):
+    """GET heatmap.png is not the radiograph, and equals Grad-CAM of the served upload
+    computed here without Predictor.predict, with the checkpoint the worker loaded."""
+    from core.imageio import decode_image
+    from training.gradcam import GradCamExplainer, overlay_png
+    from training.predict import Predictor
+    from training.preprocess import preprocess
+
+    image = stack.client.get(body["image_url"])
+    heatmap = stack.client.get(body["result"]["heatmap_url"])
+    assert image.status_code == 200 and heatmap.status_code == 200
+    assert image.mimetype == heatmap.mimetype == "image/png"
+    assert heatmap.data.startswith(b"\x89PNG\r\n\x1a\n")
+    assert image.data == uploaded  # a PNG upload is served as stored
+    assert heatmap.data != image.data, "the heatmap endpoint serves the radiograph"
+    served = rgb(heatmap.data)
+    # The radiograph is grey (R = G = B); the jet colour map is not.
+    assert np.abs(served[..., 0] - served[..., 2]).max() > 50, "the heatmap has no colour"
+
+    _, model = stack.row(body["id"])
+    predictor = Predictor.from_checkpoint(model.checkpoint_path, device="cpu")
+    square = preprocess(decode_image(image.data), predictor.preprocessing)
+    male = np.array([sex == "M"], dtype=np.float32)
+    (cam,) = GradCamExplainer(predictor.model).heatmaps(square[None].copy(), male)
+    assert cam.shape == square.shape and 0.0 <= cam.min() and cam.max() <= 1.0 and cam.max() > 0
+    independent = rgb(overlay_png(square, cam))
+    assert served.shape == independent.shape
+    assert np.abs(served - independent).mean() < 1.0, "the served heatmap is not Grad-CAM of the upload"
+    # The comparison tells overlays apart: that of another image (a blank square) is far off.
+    blank = np.zeros_like(square)
+    (other_cam,) = GradCamExplainer(predictor.model).heatmaps(blank[None], male)
+    assert np.abs(served - rgb(overlay_png(blank, other_cam))).mean() > 5.0
+
+
+def test_form_submission_end_to_end(stack, synthetic_dataset, direct_predictor, tiny_model, wait_finished):
     image = synthetic_png(synthetic_dataset)
     response = stack.client.post(
         "/assessments",
@@ -116,7 +165,8 @@ def test_form_submission_end_to_end(stack, synthetic_dataset, direct_predictor, 
 
     body = wait_finished(stack.client, assessment_id)
     assert body["status"] == "succeeded", body["error"] + "\n" + stack.worker.log()[-3000:]
-    row = assert_matches_direct_prediction(stack, assessment_id, image, "F", direct_predictor)
+    row = assert_matches_direct_prediction(stack, assessment_id, image, "F", direct_predictor, tiny_model)
+    assert_heatmap_is_gradcam_of_upload(stack, body, image, "F")
 
     page = stack.client.get(f"/assessments/{assessment_id}").get_data(as_text=True)
     years, months = divmod(int(round(row.bone_age_months)), 12)
@@ -131,7 +181,7 @@ def test_form_submission_end_to_end(stack, synthetic_dataset, direct_predictor, 
     assert Image.open(io.BytesIO(heatmap.data)).size[0] > 0
 
 
-def test_api_submission_end_to_end(stack, synthetic_dataset, direct_predictor, wait_finished):
+def test_api_submission_end_to_end(stack, synthetic_dataset, direct_predictor, tiny_model, wait_finished):
     image = real_png(synthetic_dataset)
     response = stack.client.post(
         "/api/v1/assessments",
@@ -140,11 +190,14 @@ def test_api_submission_end_to_end(stack, synthetic_dataset, direct_predictor, w
     )
     assert response.status_code == 202
     created = response.get_json()
-    assert created["status"] == "queued"
+    # Queued when submitted; a fast worker may already have claimed it by the time the
+    # response reads the row back.
+    assert created["status"] in ("queued", "running", "succeeded")
 
     body = wait_finished(stack.client, created["id"])
     assert body["status"] == "succeeded", body["error"] + "\n" + stack.worker.log()[-3000:]
-    row = assert_matches_direct_prediction(stack, created["id"], image, "M", direct_predictor)
+    row = assert_matches_direct_prediction(stack, created["id"], image, "M", direct_predictor, tiny_model)
+    assert_heatmap_is_gradcam_of_upload(stack, body, image, "M")
     result = body["result"]
     assert result["bone_age_months"] == pytest.approx(row.bone_age_months, abs=0.05)
     assert result["stage"] == row.stage
