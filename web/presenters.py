@@ -48,7 +48,7 @@ def comparison_json(assessment: Assessment) -> dict | None:
         "chronological_age": format_years_months(c.chronological_age_months),
         "expected_bone_age_months": round_or_none(c.expected_bone_age_months),
         "sd_months": round_or_none(c.sd_months),
-        "sd_score": round_or_none(c.z_score),
+        "sd_score": round_or_none(c.z_score, 2),  # the page prints it with 2 decimals
         "reading": c.reading,
         "reading_text": READINGS[c.reading],
     }

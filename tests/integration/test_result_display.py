@@ -216,12 +216,6 @@ def test_the_two_sd_boundary(client, put_result, bone_age, sd_score, reading, sh
         assert words[other] not in text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect (web/presenters.py rounds sd_score to 1 decimal, the page prints it "
-    "with 2): just past 2 SD the page reads 'SD score +2.00: advanced (more than 2 SD above ...)' "
-    "or '-2.00: delayed'",
-)
 @pytest.mark.parametrize(
     "bone_age, shown, reading",
     [
