@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from core.errors import JobFailed
+from core.hashing import sha256_hex
 from core.status import JobStatus
 from core.submission import Submission
 from db.models import ModelVersion
@@ -51,13 +52,14 @@ def test_submit_stores_the_upload_commits_the_job_then_queues_its_id(uow):
     assert queue.sent == [assessment_id]
     assert (job.status, job.sex, job.chronological_age_months, job.reference) == (JobStatus.QUEUED, "M", 100.0, "S-9")
     assert files.read(job.image_path) == image and job.image_path.endswith(".png")
+    assert job.image_sha256 == sha256_hex(image) and job.image_path == f"uploads/{job.image_sha256[:2]}/{job.image_sha256}.png"
     assert uow.commits == 1
 
 
 def test_submit_marks_the_job_failed_with_a_reason_when_the_queue_is_down(uow):
     assessment_id = submit(uow, FakeFiles(), FakeQueue(error=ConnectionError("refused")))
     job = uow.assessments.get(assessment_id)
-    assert job.status is JobStatus.FAILED
+    assert job.status is JobStatus.FAILED and job.finished_at is not None
     assert "could not be queued" in job.error and "ConnectionError" in job.error and "again later" in job.error
 
 

@@ -118,3 +118,20 @@ def test_the_audit_summarises_succeeded_jobs_by_sex_into_a_dated_report(tmp_path
          "mean_bone_minus_chronological_months": -10.0},
     ]
     assert json.loads((tmp_path / "2026-11-27.json").read_text()) == report
+
+
+def test_register_a_folder_reads_its_model_pt_and_does_not_activate_by_default(tmp_path):
+    uow = FakeUnitOfWork()
+    checkpoint = write_checkpoint(tmp_path / "run", recipe="seed", synthetic=False)
+    model = register_model(tmp_path / "run", uow=uow, model_dir=tmp_path / "models")
+    stored = uow.models.get_by_name(model.name)
+    assert not model.is_active and not stored.is_active and uow.models.active() is None
+    assert (stored.recipe, stored.checkpoint_sha256) == ("seed", file_sha256(checkpoint))
+    assert (tmp_path / "models" / model.name / "model.json").is_file()
+
+
+def test_a_checkpoint_already_in_the_model_directory_is_not_copied(tmp_path):
+    uow = FakeUnitOfWork()
+    checkpoint = write_checkpoint(tmp_path / "models" / "mine")
+    model = register_model(checkpoint, uow=uow, model_dir=tmp_path / "models")
+    assert model.checkpoint_path == checkpoint and len(list((tmp_path / "models").iterdir())) == 1

@@ -48,3 +48,28 @@ def test_sex_spellings_and_formatting():
     with pytest.raises(ValueError, match="sex must be M or F"):
         normalise_sex("x")
     assert format_years_months(169.1) == "14 y 1 m"
+
+
+@pytest.mark.parametrize("z, reading", [(-2.0, "normal"), (2.0, "normal"), (-2.0001, "delayed"), (2.0001, "advanced")])
+def test_exactly_two_sd_is_still_normal(z, reading):
+    # boys at 108 months: mean 113.90, SD 9.00 (a row of the table, no interpolation)
+    assert compare_with_chronological_age(113.90 + z * 9.00, 108, "M").reading == reading
+
+
+@pytest.mark.parametrize("sex, age, mean, sd", [("M", 3, 3.01, 0.69), ("F", 192, 189.44, 7.31)])
+def test_the_first_and_last_rows_are_inside_the_table(sex, age, mean, sd):
+    result = compare_with_chronological_age(mean + sd, age, sex)
+    assert (result.chronological_age_months, result.expected_bone_age_months, result.sd_months) == (age, mean, sd)
+    assert result.z_score == pytest.approx(1.0) and result.reading == "normal"
+
+
+def test_just_outside_the_first_and_last_rows_is_indeterminate():
+    below, above = compare_with_chronological_age(3, 2.9, "M"), compare_with_chronological_age(190, 192.1, "F")
+    assert below.reading == above.reading == "indeterminate"
+    assert below.chronological_age_months == 2.9 and below.expected_bone_age_months is None
+
+
+@pytest.mark.parametrize("value, sex", [("boy", "M"), ("1", "M"), (" Male ", "M"), ("girl", "F"), ("0", "F"),
+                                        (False, "F"), ("F", "F")])
+def test_every_sex_spelling(value, sex):
+    assert normalise_sex(value) == sex
