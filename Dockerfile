@@ -7,6 +7,8 @@ ENV PYTHONUNBUFFERED=1 \
 
 WORKDIR /app
 COPY pyproject.toml README.md ./
+COPY core ./core
+COPY services ./services
 COPY boneage ./boneage
 COPY training ./training
 COPY db ./db
