@@ -88,3 +88,9 @@ def test_the_check_sees_a_violation(tmp_path, monkeypatch):
     bad.parent.mkdir()
     bad.write_text("def f():\n    from services.assessments import run_assessment\n")
     assert (2, "services") in _imports(bad)
+
+
+def test_the_docker_image_copies_every_package():
+    dockerfile = (REPO_ROOT / "Dockerfile").read_text()
+    missing = [p for p in sorted(PACKAGES) if f"COPY {p} ./{p}" not in dockerfile]
+    assert not missing, f"Dockerfile does not COPY {missing}"
