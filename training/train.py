@@ -1,7 +1,8 @@
 """Training: `boneage train --data DIR --recipe NAME --out DIR`.
 
 Deterministic under a seed, resumable from `last.pt`, selects the best epoch by
-validation MAE, and reports metrics on the held-out test split only.
+validation MAE (a non-finite one never counts; a run with no finite epoch fails rather than
+saving a diverged model), and reports metrics on the held-out test split only.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from torch.optim.swa_utils import AveragedModel
 from tqdm import tqdm
 
 from core.atomic import save_atomic
+from core.errors import UserFacingError
 from training.augment import augment, to_float
 from training.cache import load_image_array
 from training.inference import predict_months
@@ -27,11 +29,26 @@ from training.model import build_model, default_device, save_checkpoint
 from training.preprocess import Preprocessing
 from training.recipes import Recipe, get_recipe
 from training.rsna import Record, load_records
+from training.selection import is_new_best
 from training.split import stratified_split
 
 EMA_DECAY = 0.998
 WARMUP_FRACTION = 0.05
 PRECISE_BN_IMAGES = 256
+
+
+class TrainingDiverged(UserFacingError):
+    """No epoch produced a finite validation error: there is no model worth saving."""
+
+
+def recipe_loss(recipe: Recipe, model, images: torch.Tensor, male: torch.Tensor, ages: torch.Tensor) -> torch.Tensor:
+    """The recipe's training loss: MSE on raw months (the seed) or smooth L1 on the z-scored age."""
+    if recipe.loss == "mse_months":
+        return F.mse_loss(model(images, male), ages)
+    if recipe.loss == "smooth_l1_z":
+        z_target = (ages - model.target_mean) / model.target_std
+        return F.smooth_l1_loss(model.standardised(images, male), z_target)
+    raise ValueError(f"unknown loss {recipe.loss!r}")
 
 
 def _ema_with_warmup(averaged: torch.Tensor, current: torch.Tensor, num_averaged: torch.Tensor) -> torch.Tensor:
@@ -147,10 +164,7 @@ class Trainer:
 
     # -- one epoch ----------------------------------------------------------------
     def _loss(self, images, male, ages) -> torch.Tensor:
-        if self.recipe.loss == "mse_months":
-            return F.mse_loss(self.model(images, male), ages)
-        z_target = (ages - self.model.target_mean) / self.model.target_std
-        return F.smooth_l1_loss(self.model.standardised(images, male), z_target)
+        return recipe_loss(self.recipe, self.model, images, male, ages)
 
     def train_one_epoch(self) -> float:
         self.model.train()
@@ -230,19 +244,26 @@ class Trainer:
             self.history.append({"epoch": self.epoch, "train_loss": train_loss, "val_mae": val_mae,
                                  "lr": self.learning_rate(), "seconds": round(self.train_seconds, 1),
                                  "cpu_seconds": round(self.train_cpu_seconds, 1)})
-            if self.best is None or not (val_mae >= self.best["val_mae"]):
+            if self._is_best(self.history[-1]):
                 self.best = self.history[-1]
                 self.best_state = copy.deepcopy(self.evaluated_model().state_dict())
             self._fit_budget()
             epoch_bar.total = self.total_epochs
             epoch_bar.update(1)
             epoch_bar.set_postfix(loss=f"{train_loss:.3f}", val_mae=f"{val_mae:.2f}",
-                                  best=f"{self.best['val_mae']:.2f}")
+                                  best=f"{self.best['val_mae']:.2f}" if self.best else "none")
             self._save_resume_state()
             if self.time_budget_s and self.train_cpu_seconds >= self.time_budget_s:
                 break
         epoch_bar.close()
         return self._finish()
+
+    def _is_best(self, entry: dict) -> bool:
+        """A finite validation MAE below the best so far. Without validation images there is
+        nothing to select on: the latest epoch with a finite training loss is taken."""
+        if len(self.data.indices["val"]) == 0:
+            return math.isfinite(entry["train_loss"])
+        return is_new_best(entry["val_mae"], self.best["val_mae"] if self.best else None)
 
     def _fit_budget(self) -> None:
         """After the first epoch, shrink the epoch count to what the time budget allows, so the
@@ -253,6 +274,12 @@ class Trainer:
             self.total_epochs = min(self.total_epochs, affordable)
 
     def _finish(self) -> Path:
+        if self.best is None or self.best_state is None:
+            summary = ", ".join(f"epoch {h['epoch']}: val MAE {h['val_mae']}, train loss {h['train_loss']}"
+                                for h in self.history)
+            raise TrainingDiverged(
+                f"training {self.recipe.name} diverged: no epoch reached a finite validation MAE ({summary}); "
+                f"no model was saved to {self.out_dir / 'model.pt'}. Try a lower learning rate.")
         final_model = self.evaluated_model()
         final_model.load_state_dict(self.best_state)
         test_images, test_male, test_ages = self.data.part("test")

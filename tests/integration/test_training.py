@@ -23,6 +23,16 @@ from training.train import train
 pytestmark = pytest.mark.slow
 
 
+@pytest.fixture
+def one_thread():
+    """Tiny trainings on one thread: on a shared two-core machine two OpenMP threads spin
+    against other processes and run many times slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def learning_data(tmp_path_factory) -> tuple[Path, Path]:
     """A synthetic training set and a separate synthetic held-out set."""
@@ -31,7 +41,7 @@ def learning_data(tmp_path_factory) -> tuple[Path, Path]:
             generate_dataset(root / "held-out", 120, size=128, seed=12, progress=False))
 
 
-def test_short_training_beats_predicting_the_mean(learning_data, tmp_path):
+def test_short_training_beats_predicting_the_mean(learning_data, tmp_path, one_thread):
     train_dir, held_out_dir = learning_data
     checkpoint = train(train_dir, "demo", tmp_path, epochs=8, image_size=64, progress=False,
                        cache_dir=tmp_path / "cache")
@@ -80,7 +90,7 @@ def _test_mae_from_scratch(model, metadata, data_dir) -> float:
     return float(np.mean(np.abs(predicted - np.array([r.bone_age_months for r in test]))))
 
 
-def test_training_is_deterministic_and_resumable(synthetic_dataset, tmp_path):
+def test_training_is_deterministic_and_resumable(synthetic_dataset, tmp_path, one_thread):
     kwargs = dict(image_size=48, limit=32, progress=False, cache_dir=tmp_path / "cache", seed=5)
     straight = train(synthetic_dataset, "demo", tmp_path / "straight", epochs=2, **kwargs)
     twice = train(synthetic_dataset, "demo", tmp_path / "twice", epochs=2, **kwargs)

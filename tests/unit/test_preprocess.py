@@ -1,0 +1,56 @@
+"""The seed recipe's preprocessing: torchvision's Resize(256) + CenterCrop(224) with raw intensity."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from training.preprocess import Preprocessing, preprocess
+from training.recipes import get_recipe
+
+
+def _low_contrast_portrait(width: int = 300, height: int = 400) -> np.ndarray:
+    """uint8 values in [60, 160] with structure along both axes, so a percentile stretch, a
+    letterbox or an off-centre crop would each change the result."""
+    y, x = np.mgrid[0:height, 0:width]
+    pixels = 60 + 50 * (x / width) + 40 * (y / height) + 10 * np.sin(x / 7.0) * np.cos(y / 11.0)
+    return np.round(pixels).astype(np.uint8)
+
+
+def test_seed_recipe_preprocessing_is_resize_256_center_crop_224_raw():
+    config = Preprocessing.from_recipe(get_recipe("seed"))
+    assert config == Preprocessing(image_size=224, resize_mode="resize_crop", intensity="raw")
+
+    pixels = _low_contrast_portrait()
+    out = preprocess(pixels.astype(np.float64) / 255.0, config)  # decode_image's float in [0, 1]
+
+    # Independently: shorter side (300) to 256, the other in proportion (400 * 256/300 = 341.3 -> 341),
+    # bilinear; then the central 224 x 224: left (256-224)//2 = 16, top (341-224)//2 = 58.
+    expected = Image.fromarray(pixels, mode="L").resize((256, 341), Image.Resampling.BILINEAR)
+    expected = np.asarray(expected.crop((16, 58, 16 + 224, 58 + 224)))
+    assert out.dtype == np.uint8 and out.shape == (224, 224)
+    np.testing.assert_array_equal(out, expected)
+    # raw intensity: the file's value range is kept, not stretched to 0-255
+    assert 55 <= out.min() and out.max() <= 165
+
+
+def test_seed_preprocessing_differs_from_the_default_recipe():
+    """A guard on the test above: letterbox + percentile stretch give a different square."""
+    pixels = _low_contrast_portrait().astype(np.float64) / 255.0
+    seed = preprocess(pixels, Preprocessing.from_recipe(get_recipe("seed")))
+    other = preprocess(pixels, Preprocessing(224, "letterbox", "percentile"))
+    assert not np.array_equal(seed, other)
+    assert other.max() == 255  # the stretch
+
+
+@pytest.mark.parametrize("size", [64, 128])
+def test_resize_crop_scales_with_the_image_size(size):
+    """At other sizes the seed geometry keeps the 256/224 ratio: shorter side to size * 256/224."""
+    pixels = _low_contrast_portrait()
+    out = preprocess(pixels / 255.0, Preprocessing(size, "resize_crop", "raw"))
+    shorter = round(size * 256 / 224)
+    longer = round(400 * shorter / 300)
+    resized = Image.fromarray(pixels, mode="L").resize((shorter, longer), Image.Resampling.BILINEAR)
+    left, top = (shorter - size) // 2, (longer - size) // 2
+    np.testing.assert_array_equal(out, np.asarray(resized.crop((left, top, left + size, top + size))))
