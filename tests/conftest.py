@@ -154,6 +154,18 @@ def tiny_model(synthetic_dataset: Path, tmp_path_factory) -> Path:
 
 
 @pytest.fixture
+def one_thread():
+    """Tiny trainings on one thread: on a shared two-core machine two OpenMP threads spin
+    against other processes and run many times slower."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
 def chromium_path() -> str:
     if not Path(CHROMIUM).exists() or shutil.which(CHROMIUM) is None:
         service_unavailable(

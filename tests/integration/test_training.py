@@ -23,16 +23,6 @@ from training.train import train
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny trainings on one thread: on a shared two-core machine two OpenMP threads spin
-    against other processes and run many times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def learning_data(tmp_path_factory) -> tuple[Path, Path]:
     """A synthetic training set and a separate synthetic held-out set."""

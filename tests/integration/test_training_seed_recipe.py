@@ -14,14 +14,7 @@ from training.recipes import get_recipe
 from training.train import recipe_loss, train
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny trainings on one thread: on a shared two-core machine two OpenMP threads spin
-    against other processes and run many times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _batch(seed: int = 0):

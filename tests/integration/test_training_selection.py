@@ -15,14 +15,7 @@ from training.train import Trainer, TrainingDiverged, train
 SMALL = dict(image_size=32, limit=16, progress=False, seed=0)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny trainings on one thread: on a shared two-core machine two OpenMP threads spin
-    against other processes and run many times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture
