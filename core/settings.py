@@ -13,6 +13,10 @@ DATABASE_URL and BROKER_URL to run the same code on PostgreSQL and Redis.
     BONEAGE_MAX_UPLOAD_MB   20
     BONEAGE_INFERENCE_QUEUE inference        (GPU work)
     BONEAGE_CPU_QUEUE       cpu              (everything else: audits)
+    BONEAGE_TRAINING_QUEUE  training         (training jobs: their own worker)
+    BONEAGE_DATA_DIR        <var>/datasets   (datasets may be registered only under it)
+    BONEAGE_TRAINING_HEARTBEAT_S 5           (a running training job's heartbeat period;
+    BONEAGE_TRAINING_STALE_S 60               older than this: the job is shown crashed)
     BONEAGE_DEVICE          unset: CUDA when available, else CPU
     BONEAGE_DEMO_IMAGES     300              (`boneage up`'s demo model: synthetic images,
     BONEAGE_DEMO_IMAGE_SIZE 256               their size in pixels,
@@ -42,6 +46,10 @@ class Settings:
     max_upload_mb: float = 20.0
     inference_queue: str = "inference"
     cpu_queue: str = "cpu"
+    training_queue: str = "training"
+    data_dir: Path | None = None  # None: <var>/datasets
+    training_heartbeat_s: float = 5.0
+    training_stale_s: float = 60.0
     device: str | None = None
     # The demo model `boneage up` trains when no model is active (services.demo_model).
     demo_images: int = 300
@@ -62,6 +70,10 @@ class Settings:
             max_upload_mb=_positive_float(env, "BONEAGE_MAX_UPLOAD_MB", 20.0),
             inference_queue=_queue_name(env, "BONEAGE_INFERENCE_QUEUE", "inference"),
             cpu_queue=_queue_name(env, "BONEAGE_CPU_QUEUE", "cpu"),
+            training_queue=_queue_name(env, "BONEAGE_TRAINING_QUEUE", "training"),
+            data_dir=_dir(env, "BONEAGE_DATA_DIR", var_dir / "datasets"),
+            training_heartbeat_s=_positive_float(env, "BONEAGE_TRAINING_HEARTBEAT_S", 5.0),
+            training_stale_s=_positive_float(env, "BONEAGE_TRAINING_STALE_S", 60.0),
             device=env.get("BONEAGE_DEVICE") or None,
             demo_images=_positive_int(env, "BONEAGE_DEMO_IMAGES", 300),
             demo_image_size=_positive_int(env, "BONEAGE_DEMO_IMAGE_SIZE", 256),
@@ -72,6 +84,16 @@ class Settings:
     def embedded(self) -> bool:
         """True when the broker is the filesystem transport (single machine, no Redis)."""
         return self.broker_url.startswith(FILESYSTEM_BROKER)
+
+    @property
+    def datasets_dir(self) -> Path:
+        """The data root: datasets may be registered only in folders under it."""
+        return self.data_dir or self.var_dir / "datasets"
+
+    @property
+    def training_runs_dir(self) -> Path:
+        """Each training job's checkpoints (last.pt, model.pt) and report."""
+        return self.files_dir / "training"
 
     @property
     def max_upload_bytes(self) -> int:
@@ -97,6 +119,10 @@ class Settings:
             "BONEAGE_MAX_UPLOAD_MB": repr(self.max_upload_mb),
             "BONEAGE_INFERENCE_QUEUE": self.inference_queue,
             "BONEAGE_CPU_QUEUE": self.cpu_queue,
+            "BONEAGE_TRAINING_QUEUE": self.training_queue,
+            "BONEAGE_DATA_DIR": str(self.datasets_dir),
+            "BONEAGE_TRAINING_HEARTBEAT_S": repr(self.training_heartbeat_s),
+            "BONEAGE_TRAINING_STALE_S": repr(self.training_stale_s),
             "BONEAGE_DEMO_IMAGES": str(self.demo_images),
             "BONEAGE_DEMO_IMAGE_SIZE": str(self.demo_image_size),
             "BONEAGE_DEMO_TIME_BUDGET": repr(self.demo_time_budget_s),
@@ -107,7 +133,7 @@ class Settings:
 
     def ensure_dirs(self) -> None:
         """Create the local directories this configuration writes to."""
-        dirs = [self.var_dir, self.files_dir, self.model_dir]
+        dirs = [self.var_dir, self.files_dir, self.model_dir, self.datasets_dir]
         if self.embedded:
             dirs += [self.queue_messages_dir, self.queue_dir / "processed", self.queue_dir / "control"]
         if self.database_url.startswith("sqlite:///"):

@@ -21,11 +21,13 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from core.status import STATUS_VALUES, JobStatus
+from core.training_status import TRAINING_STATUS_VALUES, TrainingStatus
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -149,3 +151,124 @@ class Assessment(Base):
     @property
     def finished(self) -> bool:
         return self.status.finished
+
+
+# --------------------------------------------------------------- training (issue 7)
+
+
+class Dataset(Base):
+    """A registered training dataset: a folder in an RSNA layout under the data root."""
+
+    __tablename__ = "datasets"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    path: Mapped[str] = mapped_column(Text)  # relative to BONEAGE_DATA_DIR
+    source: Mapped[str] = mapped_column(String(20), default="folder")  # "folder"; "readings" later
+    synthetic: Mapped[bool] = mapped_column(Boolean, default=False)
+    n_records: Mapped[int] = mapped_column(Integer, default=0)
+    summary: Mapped[dict] = mapped_column(JSON, default=dict)  # counts, age and sex mix
+    registered_by: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    def __init__(self, **values):
+        values.setdefault("created_at", utcnow())
+        values.setdefault("source", "folder")
+        values.setdefault("summary", {})
+        super().__init__(**values)
+
+
+class TrainingJob(Base):
+    """One training run queued through the service (the only record of its state)."""
+
+    __tablename__ = "training_jobs"
+    __table_args__ = (
+        CheckConstraint(f"status IN {TRAINING_STATUS_VALUES!r}", name="status_valid"),
+        Index("ix_training_jobs_created_at", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: uuid.uuid4().hex)
+    # Changed only through TrainingJobRepository.claim/transition (core.training_status).
+    status: Mapped[TrainingStatus] = mapped_column(
+        Enum(TrainingStatus, native_enum=False, create_constraint=False, length=16,
+             values_callable=lambda statuses: [s.value for s in statuses]),
+        default=TrainingStatus.QUEUED,
+    )
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"))
+    recipe: Mapped[str] = mapped_column(String(50))
+    # epochs, image_size, time_budget_s, init ("random" | "imagenet" | "model:<name>"), seed
+    overrides: Mapped[dict] = mapped_column(JSON, default=dict)
+    init_model_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
+    queued_by: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    epoch: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    total_epochs: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    out_dir: Mapped[str] = mapped_column(Text)  # relative to BONEAGE_FILES_DIR
+    report: Mapped[dict | None] = mapped_column(JSON)  # evaluation metrics + comparison
+    model_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
+
+    dataset: Mapped[Dataset] = relationship(lazy="joined")
+    model_version: Mapped[ModelVersion | None] = relationship(lazy="joined", foreign_keys=[model_version_id])
+    init_model: Mapped[ModelVersion | None] = relationship(lazy="joined", foreign_keys=[init_model_id])
+
+    def __init__(self, **values):
+        values.setdefault("id", uuid.uuid4().hex)
+        values.setdefault("status", TrainingStatus.QUEUED)
+        values.setdefault("attempts", 0)
+        values.setdefault("epoch", 0)
+        values.setdefault("overrides", {})
+        values.setdefault("created_at", utcnow())
+        super().__init__(**values)
+
+
+class TrainingEpoch(Base):
+    """One epoch's metrics, written by the worker as the epoch ends."""
+
+    __tablename__ = "training_epochs"
+    __table_args__ = (UniqueConstraint("job_id", "epoch", name="uq_training_epochs_job_epoch"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("training_jobs.id", ondelete="CASCADE"))
+    epoch: Mapped[int] = mapped_column(Integer)
+    train_loss: Mapped[float | None] = mapped_column(Float)
+    val_mae: Mapped[float | None] = mapped_column(Float)
+    lr: Mapped[float | None] = mapped_column(Float)
+    seconds: Mapped[float | None] = mapped_column(Float)  # cumulative training wall time
+    images_per_second: Mapped[float | None] = mapped_column(Float)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    def __init__(self, **values):
+        values.setdefault("recorded_at", utcnow())
+        super().__init__(**values)
+
+
+class ModelActivation(Base):
+    """Who made which model the serving one, when and why: the activation history."""
+
+    __tablename__ = "model_activations"
+    __table_args__ = (Index("ix_model_activations_activated_at", "activated_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"))
+    previous_model_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
+    action: Mapped[str] = mapped_column(String(20))  # "activate" | "rollback"
+    activated_by: Mapped[str | None] = mapped_column(String(100))
+    note: Mapped[str | None] = mapped_column(Text)
+    forced: Mapped[bool] = mapped_column(Boolean, default=False)
+    comparison: Mapped[dict | None] = mapped_column(JSON)
+    activated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    model_version: Mapped[ModelVersion] = relationship(lazy="joined", foreign_keys=[model_version_id])
+    previous_model_version: Mapped[ModelVersion | None] = relationship(
+        lazy="joined", foreign_keys=[previous_model_version_id])
+
+    def __init__(self, **values):
+        values.setdefault("activated_at", utcnow())
+        values.setdefault("forced", False)
+        values.setdefault("action", "activate")
+        super().__init__(**values)

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from core.numbers import round_or_none
 from core.status import JobStatus, sources_of
-from db.models import Assessment, ModelVersion
+from db.models import Assessment, ModelActivation, ModelVersion
 
 
 class AssessmentRepository:
@@ -120,10 +120,18 @@ class ModelVersionRepository:
     def all(self) -> list[ModelVersion]:
         return list(self.session.scalars(select(ModelVersion).order_by(ModelVersion.created_at)))
 
-    def activate(self, model: ModelVersion) -> None:
+    def activate(self, model: ModelVersion, *, by: str | None = None, note: str | None = None,
+                 action: str = "activate", forced: bool = False, comparison: dict | None = None) -> None:
         """Make `model` the one active model (others are deactivated first, in the
-        same transaction, so the one-active unique index is never violated)."""
+        same transaction, so the one-active unique index is never violated), and
+        record the change in the activation history (nothing when it already serves)."""
         self.session.flush()
+        previous = self.active()
+        if previous is not None and previous.id == model.id:
+            return
+        self.session.add(ModelActivation(
+            model_version_id=model.id, previous_model_version_id=previous.id if previous else None,
+            action=action, activated_by=by, note=note, forced=forced, comparison=comparison))
         self.session.execute(
             update(ModelVersion)
             .where(ModelVersion.is_active.is_(True), ModelVersion.id != model.id)

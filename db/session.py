@@ -14,6 +14,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.repository import AssessmentRepository, ModelVersionRepository
+from db.training_repository import ActivationRepository, DatasetRepository, TrainingJobRepository
 
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
@@ -71,6 +72,9 @@ class UnitOfWork:
         self.session = self._factory()
         self.assessments = AssessmentRepository(self.session)
         self.models = ModelVersionRepository(self.session)
+        self.datasets = DatasetRepository(self.session)
+        self.training_jobs = TrainingJobRepository(self.session)
+        self.activations = ActivationRepository(self.session)
         return self
 
     def __exit__(self, *exc_info) -> None:
