@@ -13,6 +13,7 @@ from typing import Callable
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from db.audit_repository import AuditRepository, ReadingRepository
 from db.repository import AssessmentRepository, ModelVersionRepository
 from db.training_repository import ActivationRepository, DatasetRepository, TrainingJobRepository
 
@@ -72,6 +73,8 @@ class UnitOfWork:
         self.session = self._factory()
         self.assessments = AssessmentRepository(self.session)
         self.models = ModelVersionRepository(self.session)
+        self.readings = ReadingRepository(self.session)
+        self.audits = AuditRepository(self.session)
         self.datasets = DatasetRepository(self.session)
         self.training_jobs = TrainingJobRepository(self.session)
         self.activations = ActivationRepository(self.session)
