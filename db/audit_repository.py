@@ -39,6 +39,9 @@ class ReadingRepository:
         query = select(Reading.reader).where(Reading.assessment_id == assessment_id)
         return set(self.session.scalars(query))
 
+    def assessment_ids_by_reference(self, reference: str) -> list[str]:
+        return list(self.session.scalars(select(Assessment.id).where(Assessment.reference == reference).limit(5)))
+
     def with_assessments(self) -> list[tuple[Assessment, list[Reading]]]:
         """Succeeded-or-not assessments that have at least one reading, oldest first."""
         query = select(Reading).order_by(Reading.assessment_id, Reading.id)
