@@ -19,6 +19,7 @@ from PIL import Image, UnidentifiedImageError
 # refuses a decompression bomb before its pixels are allocated.
 MAX_PIXELS = 40_000_000
 MIN_SIDE = 32
+ACCEPTED_FORMATS = ("PNG", "JPEG")
 
 
 class ImageDecodeError(ValueError):
@@ -55,7 +56,8 @@ def _decode_pillow(data: bytes) -> np.ndarray:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
+            # Only the formats radiographs come in: a GIF, TIFF, WebP or BMP is refused here.
+            image = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
             width, height = image.size
             _check_size(width, height)
             image.load()

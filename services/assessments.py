@@ -14,6 +14,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable, Protocol
 
+from core.deidentify import deidentify
 from core.errors import JobFailed
 from core.imageio import ImageDecodeError, decode_image
 from core.status import JobStatus
@@ -39,8 +40,8 @@ def utcnow() -> datetime:
 
 
 def submit_assessment(submission: Submission, *, uow, files, queue: TaskQueue) -> str:
-    """Store the upload, commit the job, queue it; returns the assessment id."""
-    sha256, path = files.put_upload(submission.image)
+    """Store the upload (de-identified), commit the job, queue it; returns the assessment id."""
+    sha256, path = files.put_upload(deidentify(submission.image))
     with uow() as work:
         assessment = work.assessments.add(
             Assessment(
