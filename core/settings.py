@@ -55,6 +55,10 @@ class Settings:
     demo_images: int = 300
     demo_image_size: int = 256
     demo_time_budget_s: float = 300.0
+    # The scheduled audit (services.audits): when beat runs it (cron, UTC) and how many
+    # whole days before that night it covers.
+    audit_cron: str = "0 2 * * *"
+    audit_window_days: int = 7
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -78,6 +82,8 @@ class Settings:
             demo_images=_positive_int(env, "BONEAGE_DEMO_IMAGES", 300),
             demo_image_size=_positive_int(env, "BONEAGE_DEMO_IMAGE_SIZE", 256),
             demo_time_budget_s=_positive_float(env, "BONEAGE_DEMO_TIME_BUDGET", 300.0),
+            audit_cron=_cron(env, "BONEAGE_AUDIT_CRON", "0 2 * * *"),
+            audit_window_days=_positive_int(env, "BONEAGE_AUDIT_WINDOW_DAYS", 7),
         )
 
     @property
@@ -126,6 +132,8 @@ class Settings:
             "BONEAGE_DEMO_IMAGES": str(self.demo_images),
             "BONEAGE_DEMO_IMAGE_SIZE": str(self.demo_image_size),
             "BONEAGE_DEMO_TIME_BUDGET": repr(self.demo_time_budget_s),
+            "BONEAGE_AUDIT_CRON": self.audit_cron,
+            "BONEAGE_AUDIT_WINDOW_DAYS": str(self.audit_window_days),
         }
         if self.device:
             env["BONEAGE_DEVICE"] = self.device
@@ -171,6 +179,13 @@ def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
     if number <= 0:
         raise UserFacingError(f"{name} must be a positive whole number, got {value!r}")
     return number
+
+
+def _cron(env: Mapping[str, str], name: str, default: str) -> str:
+    value = (env.get(name) or default).strip()
+    if len(value.split()) != 5:
+        raise UserFacingError(f"{name} must be a cron expression of five fields (minute hour day month weekday), got {value!r}")
+    return value
 
 
 def _queue_name(env: Mapping[str, str], name: str, default: str) -> str:

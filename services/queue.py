@@ -20,6 +20,12 @@ AUDIT_TASK = "boneage.audit"
 # job is only taken over once the worker that ran it must be gone.
 ASSESS_TIME_LIMIT_S = 600
 
+# A scheduled audit message not started within this many seconds is dropped (a worker
+# that was down all night does not run yesterday's audit late); the run's unique key
+# keeps a second delivery of the same window from making a second run.
+AUDIT_EXPIRES_S = 6 * 3600
+AUDIT_BEAT_ENTRY = "nightly-audit"
+
 
 def celery_config(settings: Settings) -> dict:
     config: dict = {
@@ -58,10 +64,11 @@ def celery_config(settings: Settings) -> dict:
         },
         "broker_connection_timeout": 3,
         "beat_schedule": {
-            "daily-audit-by-sex": {
+            AUDIT_BEAT_ENTRY: {
                 "task": AUDIT_TASK,
-                "schedule": crontab(hour=2, minute=0),
-                "options": {"queue": settings.cpu_queue},
+                "schedule": crontab(*settings.audit_cron.split()),
+                "kwargs": {"window_days": settings.audit_window_days},
+                "options": {"queue": settings.cpu_queue, "expires": AUDIT_EXPIRES_S},
             }
         },
         "beat_schedule_filename": str(settings.beat_schedule_path),

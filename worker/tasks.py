@@ -9,7 +9,7 @@ from functools import lru_cache
 from db.files import FileStore
 from db.session import unit_of_work_factory
 from services.assessments import run_assessment
-from services.audit import run_audit
+from services.audits import run_scheduled_audit
 from services.predictors import PredictorCache
 from services.queue import ASSESS_TASK, AUDIT_TASK
 from worker.celery_app import celery, settings
@@ -29,6 +29,9 @@ def assess(assessment_id: str) -> str:
 
 
 @celery.task(name=AUDIT_TASK)
-def audit() -> dict:
-    """Daily fairness audit: stored predictions by sex, in <files>/audit/<date>.json."""
-    return run_audit(uow=_uow(), out_dir=settings.files_dir / "audit")
+def audit(window_days: int | None = None) -> str | None:
+    """The scheduled audit of the last whole days (services.audits), stored in the database;
+    at most one run per window, however often it is triggered. Returns the run's id."""
+    run = run_scheduled_audit(uow=_uow(), files=FileStore(settings.files_dir),
+                              window_days=window_days or settings.audit_window_days)
+    return run.id if run else None

@@ -231,23 +231,23 @@ def test_corrupt_stored_file_fails_in_the_worker_with_the_reason(stack, syntheti
 
 
 def test_audit_task_runs_on_the_cpu_queue(stack, wait_finished):
-    """The daily audit (scheduled by beat) summarises stored predictions by sex."""
-    import json
+    """The scheduled audit (beat's task) stores one run of its window in the database
+    (tests/e2e/test_audit_schedule.py checks the beat entry itself and the unique key)."""
     import time
 
     from services.queue import AUDIT_TASK
 
-    with unit_of_work_factory(stack.settings.database_url)() as uow:
-        expected = uow.assessments.summary_by_sex()
-    assert expected, "the submissions above should have succeeded"
-    audit_dir = stack.settings.files_dir / "audit"
-    stack.app.extensions["celery"].send_task(AUDIT_TASK, queue=stack.settings.cpu_queue)
+    stack.app.extensions["celery"].send_task(AUDIT_TASK, kwargs={"window_days": 1}, queue=stack.settings.cpu_queue)
     deadline = time.monotonic() + 60
-    while not list(audit_dir.glob("*.json")):
+    while True:
+        with unit_of_work_factory(stack.settings.database_url)() as uow:
+            runs = [r for r in uow.audits.recent() if r.trigger == "schedule" and r.status != "running"]
+        if runs:
+            break
         assert time.monotonic() < deadline, stack.worker.log()[-3000:]
         time.sleep(0.25)
-    (report_path,) = audit_dir.glob("*.json")
-    assert json.loads(report_path.read_text())["by_sex"] == expected
+    assert runs[0].status == "succeeded", runs[0].error
+    assert (runs[0].window_end - runs[0].window_start).total_seconds() == 86400
 
 
 def test_missing_model_fails_with_the_reason(tmp_path, tiny_model, start_worker, wait_finished, png_bytes):

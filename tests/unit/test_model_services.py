@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
 
 import pytest
 
 from core.errors import UserFacingError
 from core.hashing import file_sha256
 from core.model_identity import SYNTHETIC_LABEL, model_label, model_name
-from core.status import JobStatus
-from db.models import Assessment
 from services.audit import run_audit
 from services.demo_model import ensure_demo_model
 from services.model_registry import activate_model, list_models, register_model
