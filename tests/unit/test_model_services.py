@@ -1,4 +1,4 @@
-"""register_model, activate_model, ensure_demo_model and run_audit with fakes."""
+"""register_model, activate_model and ensure_demo_model with fakes (the audit: test_audit_services.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import pytest
 from core.errors import UserFacingError
 from core.hashing import file_sha256
 from core.model_identity import SYNTHETIC_LABEL, model_label, model_name
-from services.audit import run_audit
 from services.demo_model import ensure_demo_model
 from services.model_registry import activate_model, list_models, register_model
 
@@ -98,23 +97,6 @@ def test_the_demo_model_is_trained_on_synthetic_data_once_and_activated(tmp_path
     assert ensure_demo_model(uow=uow, var_dir=tmp_path, model_dir=tmp_path / "models", generate=generate,
                              train=train, say=lambda _: None) is None
     assert len(calls) == 2
-
-
-def test_the_audit_summarises_succeeded_jobs_by_sex_into_a_dated_report(tmp_path):
-    uow = FakeUnitOfWork()
-    for sex, bone, chrono, status in [("F", 100, 90, "succeeded"), ("F", 120, None, "succeeded"),
-                                      ("M", 150, 160, "succeeded"), ("M", None, None, "queued")]:
-        uow.assessments.add(Assessment(sex=sex, bone_age_months=bone, chronological_age_months=chrono,
-                                       status=JobStatus(status), image_sha256="a", image_path="x"))
-    now = datetime(2026, 11, 27, 2, 0, tzinfo=timezone.utc)
-    report = run_audit(uow=uow, out_dir=tmp_path, clock=lambda: now)
-    assert report["by_sex"] == [
-        {"sex": "F", "count": 2, "mean_bone_age_months": 110.0, "with_chronological_age": 1,
-         "mean_bone_minus_chronological_months": 10.0},
-        {"sex": "M", "count": 1, "mean_bone_age_months": 150.0, "with_chronological_age": 1,
-         "mean_bone_minus_chronological_months": -10.0},
-    ]
-    assert json.loads((tmp_path / "2026-11-27.json").read_text()) == report
 
 
 def test_register_a_folder_reads_its_model_pt_and_does_not_activate_by_default(tmp_path):
