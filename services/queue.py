@@ -15,6 +15,7 @@ from core.settings import Settings
 
 ASSESS_TASK = "boneage.assess"
 AUDIT_TASK = "boneage.audit"
+TRAIN_TASK = "boneage.train"  # on its own queue: a long training never delays assessments
 
 # Hard limit on one assessment; services.assessments.RUNNING_LEASE is longer, so a
 # job is only taken over once the worker that ran it must be gone.
@@ -47,12 +48,14 @@ def celery_config(settings: Settings) -> dict:
         "task_default_queue": settings.cpu_queue,
         # Each queue has its own direct exchange and routing key, so a message sent to
         # one queue is never delivered to the other.
-        "task_queues": [_queue(settings.inference_queue), _queue(settings.cpu_queue)],
+        "task_queues": [_queue(settings.inference_queue), _queue(settings.cpu_queue),
+                        _queue(settings.training_queue)],
         "task_default_exchange": settings.cpu_queue,
         "task_default_routing_key": settings.cpu_queue,
         "task_routes": {
             ASSESS_TASK: {"queue": settings.inference_queue},
             AUDIT_TASK: {"queue": settings.cpu_queue},
+            TRAIN_TASK: {"queue": settings.training_queue},
         },
         # Publishing fails fast (about a second) when the broker is down, so the web
         # request can mark the job failed instead of hanging.
@@ -108,4 +111,7 @@ class CeleryTaskQueue:
 
     def enqueue_assessment(self, assessment_id: str) -> None:
         self.celery.send_task(ASSESS_TASK, args=[assessment_id], queue=self.settings.inference_queue)
+
+    def enqueue_training(self, job_id: str) -> None:
+        self.celery.send_task(TRAIN_TASK, args=[job_id], queue=self.settings.training_queue)
 

@@ -41,6 +41,25 @@ class TrainingDiverged(UserFacingError):
     """No epoch produced a finite validation error: there is no model worth saving."""
 
 
+class TrainingStopped(Exception):
+    """Raised by a callback to stop training at a batch boundary (e.g. a cancel request).
+    last.pt keeps the last finished epoch, so the run can be resumed."""
+
+
+class TrainingCallback:
+    """Hooks the training loop calls (the service's training jobs write progress through
+    them). on_batch may raise TrainingStopped; the others only observe."""
+
+    def on_start(self, *, epoch: int, total_epochs: int, history: list[dict]) -> None:
+        """Before the first batch; `epoch` epochs are already done when resuming."""
+
+    def on_batch(self, *, epoch: int, batch: int, batches: int) -> None:
+        """Before each batch of epoch `epoch` (1-based)."""
+
+    def on_epoch(self, entry: dict, *, total_epochs: int) -> None:
+        """After an epoch ended and last.pt was saved; entry is its history row."""
+
+
 def recipe_loss(recipe: Recipe, model, images: torch.Tensor, male: torch.Tensor, ages: torch.Tensor) -> torch.Tensor:
     """The recipe's training loss: MSE on raw months (the seed) or smooth L1 on the z-scored age."""
     if recipe.loss == "mse_months":
@@ -102,8 +121,10 @@ def train(
     split_seed: int = 0,
     cache_dir=None,
     threads: int | None = None,
+    callback: TrainingCallback | None = None,
 ) -> Path:
-    """Train, write out_dir/model.pt (+ model.json) and return its path."""
+    """Train, write out_dir/model.pt (+ model.json) and return its path. `callback`
+    (a TrainingCallback) sees each batch and epoch and may stop the run."""
     recipe = get_recipe(recipe) if isinstance(recipe, str) else recipe
     recipe = recipe.with_overrides(epochs=epochs, image_size=image_size, init=init)
     if threads:
@@ -113,7 +134,7 @@ def train(
     data = TrainingData.prepare(data_dir, recipe, split_seed=split_seed, limit=limit, progress=progress,
                                 cache_dir=cache_dir)
     trainer = Trainer(recipe, data, out_dir, seed=seed, time_budget_s=time_budget_s, progress=progress,
-                      data_dir=str(Path(data_dir).resolve()))
+                      data_dir=str(Path(data_dir).resolve()), callback=callback)
     if resume and (out_dir / "last.pt").is_file():
         trainer.restore(out_dir / "last.pt")
     return trainer.run()
@@ -121,7 +142,8 @@ def train(
 
 class Trainer:
     def __init__(self, recipe: Recipe, data: TrainingData, out_dir: Path, *, seed: int,
-                 time_budget_s: float | None, progress: bool, data_dir: str):
+                 time_budget_s: float | None, progress: bool, data_dir: str,
+                 callback: TrainingCallback | None = None):
         self.recipe = recipe
         self.data = data
         self.out_dir = out_dir
@@ -129,6 +151,7 @@ class Trainer:
         self.time_budget_s = time_budget_s
         self.progress = progress
         self.data_dir = data_dir
+        self.callback = callback or TrainingCallback()
         self.device = default_device()
 
         torch.manual_seed(seed)
@@ -176,6 +199,7 @@ class Trainer:
         bar = tqdm(range(self.steps_per_epoch), desc=f"epoch {self.epoch + 1}/{self.total_epochs}",
                    disable=not self.progress, leave=False, unit="batch")
         for b in bar:
+            self.callback.on_batch(epoch=self.epoch + 1, batch=b, batches=self.steps_per_epoch)
             idx = order[b * self.recipe.batch_size : (b + 1) * self.recipe.batch_size]
             if len(idx) < 2:  # BatchNorm needs two samples
                 continue
@@ -234,16 +258,19 @@ class Trainer:
     def run(self) -> Path:
         epoch_bar = tqdm(total=self.total_epochs, initial=self.epoch, desc=f"training {self.recipe.name}",
                          disable=not self.progress, unit="epoch")
+        self.callback.on_start(epoch=self.epoch, total_epochs=self.total_epochs, history=list(self.history))
         while self.epoch < self.total_epochs:
             started, started_cpu = time.perf_counter(), time.process_time()
             train_loss = self.train_one_epoch()
+            epoch_seconds = time.perf_counter() - started
             val_mae = self.validate()
             self.train_seconds += time.perf_counter() - started
             self.train_cpu_seconds += time.process_time() - started_cpu
             self.epoch += 1
             self.history.append({"epoch": self.epoch, "train_loss": train_loss, "val_mae": val_mae,
                                  "lr": self.learning_rate(), "seconds": round(self.train_seconds, 1),
-                                 "cpu_seconds": round(self.train_cpu_seconds, 1)})
+                                 "cpu_seconds": round(self.train_cpu_seconds, 1),
+                                 "images_per_second": round(len(self.data.indices["train"]) / max(epoch_seconds, 1e-9), 1)})
             if self._is_best(self.history[-1]):
                 self.best = self.history[-1]
                 self.best_state = copy.deepcopy(self.evaluated_model().state_dict())
@@ -253,6 +280,7 @@ class Trainer:
             epoch_bar.set_postfix(loss=f"{train_loss:.3f}", val_mae=f"{val_mae:.2f}",
                                   best=f"{self.best['val_mae']:.2f}" if self.best else "none")
             self._save_resume_state()
+            self.callback.on_epoch(dict(self.history[-1]), total_epochs=self.total_epochs)
             if self.time_budget_s and self.train_cpu_seconds >= self.time_budget_s:
                 break
         epoch_bar.close()

@@ -1,7 +1,7 @@
 """The worker's Celery app. Start workers and the scheduler with the console script,
 which builds their command lines in one place (worker_argv, beat_argv):
 
-    boneage worker [--queues inference,cpu] [--pool solo]    # = celery -A worker.celery_app worker ...
+    boneage worker [--queues inference,cpu] [--pool solo]    # training: --queues training    # = celery -A worker.celery_app worker ...
     boneage beat
 
 Configured from the same settings as the web app (services.queue). Importing this

@@ -11,7 +11,8 @@ from db.session import unit_of_work_factory
 from services.assessments import run_assessment
 from services.audits import run_scheduled_audit
 from services.predictors import PredictorCache
-from services.queue import ASSESS_TASK, AUDIT_TASK
+from services.queue import ASSESS_TASK, AUDIT_TASK, TRAIN_TASK
+from services.training_jobs import run_training_job
 from worker.celery_app import celery, settings
 
 # The model is loaded once per worker process, on the first assessment.
@@ -35,3 +36,12 @@ def audit(window_days: int | None = None) -> str | None:
     run = run_scheduled_audit(uow=_uow(), files=FileStore(settings.files_dir),
                               window_days=window_days or settings.audit_window_days)
     return run.id if run else None
+
+
+# Acknowledged on receipt: a training worker that dies mid-job leaves the job to be
+# detected by its stale heartbeat (crashed) and resumed on request, not redelivered.
+@celery.task(name=TRAIN_TASK, acks_late=False)
+def train(job_id: str) -> str:
+    return run_training_job(job_id, uow=_uow(), files_dir=settings.files_dir, data_root=settings.datasets_dir,
+                            model_dir=settings.model_dir, heartbeat_s=settings.training_heartbeat_s,
+                            stale_s=settings.training_stale_s)
