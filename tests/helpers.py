@@ -106,8 +106,11 @@ class WorkerProcess:
     """A real Celery worker (`python -m boneage worker`, as production starts it; solo pool)
     in a subprocess, configured through the environment from `settings`."""
 
-    def __init__(self, settings: Settings, name: str = "worker"):
+    def __init__(self, settings: Settings, name: str = "worker", queues: str | None = None,
+                 env: dict[str, str] | None = None):
         self.settings = settings
+        self.queues = queues  # e.g. settings.training_queue; default: the worker's default queues
+        self.env = env or {}
         self.log_path = settings.var_dir / f"{name}-{uuid.uuid4().hex[:6]}.log"
         self.process = None
 
@@ -116,8 +119,10 @@ class WorkerProcess:
         import sys
         import time
 
-        env = {**os.environ, **self.settings.to_env(), "PYTHONUNBUFFERED": "1", "BONEAGE_DEVICE": "cpu"}
+        env = {**os.environ, **self.settings.to_env(), "PYTHONUNBUFFERED": "1", "BONEAGE_DEVICE": "cpu", **self.env}
         command = [sys.executable, "-m", "boneage", "worker", "--hostname", f"test-{uuid.uuid4().hex[:8]}@%h"]
+        if self.queues:
+            command += ["--queues", self.queues]
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
                 command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
