@@ -3,7 +3,8 @@
 Migrates the database, trains and registers the synthetic demo model when no
 model is active, then starts the web server (gunicorn), one worker (solo pool, all
 queues) and the scheduler (celery beat) as child processes, and stops them
-together on Ctrl-C or SIGTERM, or when any of them dies.
+together on Ctrl-C or SIGTERM. A child that dies is restarted, with a back-off that
+grows while it keeps dying; the others go on serving.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from pathlib import Path
 from core.settings import Settings
 
 STOP_TIMEOUT_S = 20
+RESTART_BACKOFF_S = (1, 2, 5, 10, 30)
+STABLE_AFTER_S = 60  # a child that ran this long before dying restarts at the shortest back-off
 START_TIMEOUT_S = 120
 
 
@@ -29,6 +32,9 @@ class Child:
     command: list[str]
     log_path: Path
     process: subprocess.Popen | None = None
+    started_at: float = 0.0
+    failures: int = 0  # deaths in a row, each within STABLE_AFTER_S of its start
+    restart_at: float | None = None
 
 
 def child_commands(settings: Settings, host: str, port: int, beat: bool) -> list[tuple[str, list[str]]]:
@@ -79,9 +85,7 @@ def run(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000, beat: 
         print(f"\nboneage is running at {url}  (Ctrl-C stops it)\n", flush=True)
         while not stopping:
             for child in children:
-                if child.process.poll() is not None:
-                    _report_death(child)
-                    return _stop(children, exit_code=1)
+                _keep_alive(child, env)
             time.sleep(0.5)
         print("stopping…", flush=True)
         return _stop(children, exit_code=0)
@@ -90,7 +94,25 @@ def run(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000, beat: 
             signal.signal(sig, handler)
 
 
+def _keep_alive(child: Child, env: dict[str, str]) -> None:
+    """Restart a child that died, after a back-off that grows while it keeps dying."""
+    now = time.monotonic()
+    if child.restart_at is None and child.process.poll() is not None:
+        _report_death(child)
+        stable = now - child.started_at >= STABLE_AFTER_S
+        child.failures = 0 if stable else child.failures + 1
+        delay = RESTART_BACKOFF_S[min(child.failures, len(RESTART_BACKOFF_S) - 1)]
+        print(f"{child.name} stopped (exit status {child.process.returncode}); restarting it in {delay:g} s",
+              flush=True)
+        child.restart_at = now + delay
+    elif child.restart_at is not None and now >= child.restart_at:
+        child.process = _start(child, env)
+        child.restart_at = None
+        print(f"restarted {child.name} (pid {child.process.pid})", flush=True)
+
+
 def _start(child: Child, env: dict[str, str]) -> subprocess.Popen:
+    child.started_at = time.monotonic()
     log = child.log_path.open("ab")
     try:
         return subprocess.Popen(
@@ -156,7 +178,8 @@ def _stop(children: list[Child], exit_code: int) -> int:
             print(f"{child.name} did not stop in {STOP_TIMEOUT_S} s; killing it", file=sys.stderr)
             _signal_group(child.process, signal.SIGKILL)
             child.process.wait()
-    print("stopped web, worker" + (" and beat" if len(children) > 2 else ""), flush=True)
+    names = [child.name for child in children]
+    print("stopped " + (", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else names[0]), flush=True)
     return exit_code
 
 

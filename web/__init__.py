@@ -42,15 +42,17 @@ def create_app(settings: Settings | None = None) -> Flask:
         queue=CeleryTaskQueue(celery, settings),
     )
 
-    from web import api, pages, training_api, training_pages
+    from web import api, audits, audits_api, pages, training_api, training_pages
     from web.errors import register_error_handlers
     from web.openapi import init_api
 
     app.register_blueprint(pages.bp)
     app.register_blueprint(training_pages.bp)
+    app.register_blueprint(audits.bp)
     api_ext = init_api(app)
     api_ext.register_blueprint(api.bp)
     api_ext.register_blueprint(training_api.bp)
+    api_ext.register_blueprint(audits_api.bp)
     register_error_handlers(app)
 
     @app.get("/healthz")

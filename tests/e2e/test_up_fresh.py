@@ -130,7 +130,7 @@ def test_up_on_an_empty_state_directory_trains_the_demo_model_and_serves(tmp_pat
 
     out = output()
     assert process.returncode == 0, out
-    assert "stopped web, worker" in out and "beat" not in out.split("stopping")[-1]
+    assert "stopped web and worker" in out and "beat" not in out.split("stopping")[-1]
     # Every child, and everything in its process group (gunicorn's workers), is gone.
     assert not leftover, out
     for pid in pids:
