@@ -20,6 +20,7 @@ TRAIN_TASK = "boneage.train"  # on its own queue: a long training never delays a
 # Hard limit on one assessment; services.assessments.RUNNING_LEASE is longer, so a
 # job is only taken over once the worker that ran it must be gone.
 ASSESS_TIME_LIMIT_S = 600
+REDIS_VISIBILITY_TIMEOUT_S = 24 * 3600
 
 # A scheduled audit message not started within this many seconds is dropped (a worker
 # that was down all night does not run yesterday's audit late); the run's unique key
@@ -89,6 +90,11 @@ def celery_config(settings: Settings) -> dict:
         # Broadcast (remote control) is of no use to one local worker and would
         # leave unread message files for workers that have gone.
         config["worker_enable_remote_control"] = False
+    else:
+        # Redis hands an unacknowledged message to another worker after this long. It
+        # must outlast the longest task (a training job), or a running task would be
+        # delivered twice; the database's guarded claims make a second delivery harmless.
+        config["broker_transport_options"] = {"visibility_timeout": REDIS_VISIBILITY_TIMEOUT_S}
     return config
 
 
