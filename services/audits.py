@@ -97,6 +97,8 @@ def compute_audit(start: datetime, end: datetime, params: AuditParameters, *, uo
         model = models.get(version_id)
         labelled = [r for r in window_rows if r.model_version_id == version_id and r.status == "succeeded"
                     and r.readings and r.bone_age_months is not None]
+        # The bootstrap resamples rows by position: a fixed order makes the intervals reproducible.
+        labelled.sort(key=lambda r: (r.created_at, r.id))
         metrics = (model.metrics or {}) if model else {}
         validation_mae = metrics.get("val_mae", metrics.get("validation_mae"))
         versions.append({
