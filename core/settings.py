@@ -21,6 +21,12 @@ DATABASE_URL and BROKER_URL to run the same code on PostgreSQL and Redis.
     BONEAGE_DEMO_IMAGES     300              (`boneage up`'s demo model: synthetic images,
     BONEAGE_DEMO_IMAGE_SIZE 256               their size in pixels,
     BONEAGE_DEMO_TIME_BUDGET 300              training budget in CPU seconds)
+    BONEAGE_ASSESSMENT_LEASE_S 360           (a running assessment older than this has lost
+                                              its worker and is run again; above the task's
+                                              300 s hard time limit)
+    BONEAGE_RESEND_AFTER_S  300              (a queued assessment not started this long after
+                                              its message was sent is sent again)
+    BONEAGE_MAX_ATTEMPTS    3                (then the assessment fails with the reason)
 """
 
 from __future__ import annotations
@@ -59,6 +65,9 @@ class Settings:
     # whole days before that night it covers.
     audit_cron: str = "0 2 * * *"
     audit_window_days: int = 7
+    assessment_lease_s: float = 360.0
+    resend_after_s: float = 300.0
+    max_attempts: int = 3
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -84,6 +93,9 @@ class Settings:
             demo_time_budget_s=_positive_float(env, "BONEAGE_DEMO_TIME_BUDGET", 300.0),
             audit_cron=_cron(env, "BONEAGE_AUDIT_CRON", "0 2 * * *"),
             audit_window_days=_positive_int(env, "BONEAGE_AUDIT_WINDOW_DAYS", 7),
+            assessment_lease_s=_positive_float(env, "BONEAGE_ASSESSMENT_LEASE_S", 360.0),
+            resend_after_s=_positive_float(env, "BONEAGE_RESEND_AFTER_S", 300.0),
+            max_attempts=_positive_int(env, "BONEAGE_MAX_ATTEMPTS", 3),
         )
 
     @property
@@ -134,6 +146,9 @@ class Settings:
             "BONEAGE_DEMO_TIME_BUDGET": repr(self.demo_time_budget_s),
             "BONEAGE_AUDIT_CRON": self.audit_cron,
             "BONEAGE_AUDIT_WINDOW_DAYS": str(self.audit_window_days),
+            "BONEAGE_ASSESSMENT_LEASE_S": repr(self.assessment_lease_s),
+            "BONEAGE_RESEND_AFTER_S": repr(self.resend_after_s),
+            "BONEAGE_MAX_ATTEMPTS": str(self.max_attempts),
         }
         if self.device:
             env["BONEAGE_DEVICE"] = self.device

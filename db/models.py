@@ -116,6 +116,10 @@ class Assessment(Base):
         default=JobStatus.QUEUED,
     )
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    # How often its message was sent to the queue, and when last: the recovery sweep
+    # sends it again when no worker has started it (services/recovery.py).
+    sends: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    enqueued_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -145,6 +149,7 @@ class Assessment(Base):
         values.setdefault("id", uuid.uuid4().hex)
         values.setdefault("status", JobStatus.QUEUED)
         values.setdefault("attempts", 0)
+        values.setdefault("sends", 0)
         values.setdefault("created_at", utcnow())
         super().__init__(**values)
 

@@ -56,6 +56,28 @@ class AssessmentRepository:
             conditions.append(Assessment.attempts == attempt)
         return self._update(and_(*conditions), status=target, **values)
 
+    def needing_recovery(self, *, resend_before: datetime, stale_before: datetime) -> list[Assessment]:
+        """Jobs no worker is on: queued, or running in an attempt that started before
+        `stale_before`, whose message was last sent before `resend_before`."""
+        last_sent = func.coalesce(Assessment.enqueued_at, Assessment.created_at)
+        query = select(Assessment).where(
+            last_sent < resend_before,
+            or_(
+                Assessment.status == JobStatus.QUEUED,
+                and_(Assessment.status == JobStatus.RUNNING, Assessment.started_at < stale_before),
+            ),
+        ).order_by(Assessment.created_at)
+        return list(self.session.scalars(query))
+
+    def record_send(self, assessment: Assessment, *, now: datetime) -> bool:
+        """Count one more send of the job's message; False if the job changed since read."""
+        return self._update(
+            and_(Assessment.id == assessment.id, Assessment.sends == assessment.sends,
+                 Assessment.status == assessment.status, Assessment.attempts == assessment.attempts),
+            sends=assessment.sends + 1,
+            enqueued_at=now,
+        )
+
     def _update(self, condition, **values) -> bool:
         result = self.session.execute(
             update(Assessment).where(condition).values(**values).execution_options(synchronize_session="fetch")

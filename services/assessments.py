@@ -25,8 +25,8 @@ from services.predictors import ActiveModel, PredictorProvider
 log = logging.getLogger(__name__)
 
 # A running attempt older than this has outlived the task's hard time limit, so its
-# worker is gone and another delivery may take the job over.
-RUNNING_LEASE = timedelta(minutes=15)
+# worker is gone and another delivery may take the job over (BONEAGE_ASSESSMENT_LEASE_S).
+RUNNING_LEASE = timedelta(minutes=6)
 
 MISSING = "missing"
 
@@ -50,6 +50,8 @@ def submit_assessment(submission: Submission, *, uow, files, queue: TaskQueue) -
                 sex=submission.sex,
                 chronological_age_months=submission.chronological_age_months,
                 reference=submission.reference,
+                sends=1,  # counted before the send: a web process that dies right after the
+                enqueued_at=utcnow(),  # commit leaves a job the recovery sweep sends again
             )
         )
         work.commit()
@@ -77,6 +79,7 @@ def run_assessment(
     files,
     predictors: PredictorProvider,
     clock: Callable[[], datetime] = utcnow,
+    lease: timedelta = RUNNING_LEASE,
 ) -> str:
     """Run one job; returns its status afterwards ('missing' for an unknown id)."""
     now = clock()
@@ -89,7 +92,7 @@ def run_assessment(
             log.info("assessment %s is already %s; nothing to do", assessment_id, assessment.status)
             return str(assessment.status)
         sex, image_path = assessment.sex, assessment.image_path
-        attempt = work.assessments.claim(assessment, now=now, stale_before=now - RUNNING_LEASE)
+        attempt = work.assessments.claim(assessment, now=now, stale_before=now - lease)
         if attempt is None:
             log.info("assessment %s is being run by another delivery; leaving it", assessment_id)
             return str(JobStatus.RUNNING)

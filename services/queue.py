@@ -15,11 +15,13 @@ from core.settings import Settings
 
 ASSESS_TASK = "boneage.assess"
 AUDIT_TASK = "boneage.audit"
+RECOVER_TASK = "boneage.recover"  # every minute and at worker start: jobs that lost their message
+RECOVER_EVERY_S = 60
 TRAIN_TASK = "boneage.train"  # on its own queue: a long training never delays assessments
 
 # Hard limit on one assessment; services.assessments.RUNNING_LEASE is longer, so a
 # job is only taken over once the worker that ran it must be gone.
-ASSESS_TIME_LIMIT_S = 600
+ASSESS_TIME_LIMIT_S = 300
 REDIS_VISIBILITY_TIMEOUT_S = 24 * 3600
 
 # A scheduled audit message not started within this many seconds is dropped (a worker
@@ -56,6 +58,7 @@ def celery_config(settings: Settings) -> dict:
         "task_routes": {
             ASSESS_TASK: {"queue": settings.inference_queue},
             AUDIT_TASK: {"queue": settings.cpu_queue},
+            RECOVER_TASK: {"queue": settings.cpu_queue},
             TRAIN_TASK: {"queue": settings.training_queue},
         },
         # Publishing fails fast (about a second) when the broker is down, so the web
@@ -68,6 +71,11 @@ def celery_config(settings: Settings) -> dict:
         },
         "broker_connection_timeout": 3,
         "beat_schedule": {
+            "recover-jobs": {
+                "task": RECOVER_TASK,
+                "schedule": RECOVER_EVERY_S,
+                "options": {"queue": settings.cpu_queue, "expires": RECOVER_EVERY_S - 5},
+            },
             AUDIT_BEAT_ENTRY: {
                 "task": AUDIT_TASK,
                 "schedule": crontab(*settings.audit_cron.split()),

@@ -11,7 +11,7 @@ process, by the first task that needs it.
 
 from __future__ import annotations
 
-from celery.signals import worker_process_init
+from celery.signals import worker_process_init, worker_ready
 
 from core.settings import Settings
 from db.session import dispose_engines
@@ -27,6 +27,15 @@ app = celery
 def _fresh_connections_after_fork(**_kwargs) -> None:
     # A forked pool process must not reuse the parent's pooled database connections.
     dispose_engines()
+
+
+@worker_ready.connect
+def _recover_at_start(sender=None, **_kwargs) -> None:
+    # Jobs whose worker died before this one started are sent again now, not at the
+    # next beat tick (and in `boneage up --no-beat`, at all).
+    from services.queue import RECOVER_TASK
+
+    celery.send_task(RECOVER_TASK, queue=settings.cpu_queue)
 
 
 def worker_argv(

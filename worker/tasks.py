@@ -4,6 +4,7 @@ results are ignored)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import lru_cache
 
 from db.files import FileStore
@@ -11,7 +12,8 @@ from db.session import unit_of_work_factory
 from services.assessments import run_assessment
 from services.audits import run_scheduled_audit
 from services.predictors import PredictorCache
-from services.queue import ASSESS_TASK, AUDIT_TASK, TRAIN_TASK
+from services.queue import ASSESS_TASK, AUDIT_TASK, RECOVER_TASK, TRAIN_TASK, CeleryTaskQueue
+from services.recovery import recover_assessments
 from services.training_jobs import run_training_job
 from worker.celery_app import celery, settings
 
@@ -26,7 +28,18 @@ def _uow():
 
 @celery.task(name=ASSESS_TASK)
 def assess(assessment_id: str) -> str:
-    return run_assessment(assessment_id, uow=_uow(), files=FileStore(settings.files_dir), predictors=predictors)
+    return run_assessment(assessment_id, uow=_uow(), files=FileStore(settings.files_dir), predictors=predictors,
+                          lease=timedelta(seconds=settings.assessment_lease_s))
+
+
+@celery.task(name=RECOVER_TASK)
+def recover() -> dict:
+    """Send again the assessments no worker is on; fail those past the attempt limit."""
+    outcome = recover_assessments(uow=_uow(), queue=CeleryTaskQueue(celery, settings),
+                                  lease=timedelta(seconds=settings.assessment_lease_s),
+                                  resend_after=timedelta(seconds=settings.resend_after_s),
+                                  max_attempts=settings.max_attempts)
+    return {"resent": outcome.resent, "failed": outcome.failed}
 
 
 @celery.task(name=AUDIT_TASK)

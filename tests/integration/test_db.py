@@ -244,3 +244,37 @@ def test_sqlite_uses_wal_for_concurrent_web_and_worker(tmp_path):
     url = f"sqlite:///{tmp_path / 'wal.db'}"
     with get_engine(url).connect() as connection:
         assert connection.execute(sa.text("PRAGMA journal_mode")).scalar() == "wal"
+
+
+def test_jobs_needing_recovery_and_counting_sends(database_url):
+    from datetime import timedelta
+
+    uow_factory = unit_of_work_factory(database_url)
+    now = utcnow()
+    old, recent = now - timedelta(minutes=10), now - timedelta(seconds=30)
+    with uow_factory() as uow:
+        lost = uow.assessments.add(_assessment(sends=1, enqueued_at=old))
+        never_sent = uow.assessments.add(_assessment(created_at=old))  # web died before sending
+        uow.assessments.add(_assessment(sends=1, enqueued_at=recent))
+        stale = uow.assessments.add(_assessment(status=JobStatus.RUNNING, attempts=1, sends=1, enqueued_at=old,
+                                                started_at=old))
+        uow.assessments.add(_assessment(status=JobStatus.RUNNING, attempts=1, sends=1, enqueued_at=old,
+                                        started_at=recent))
+        uow.assessments.add(_assessment(status=JobStatus.SUCCEEDED, attempts=1, sends=1, enqueued_at=old,
+                                        started_at=old))
+        uow.commit()
+        expected = {lost.id, never_sent.id, stale.id}
+    cutoff = now - timedelta(minutes=5)
+    with uow_factory() as uow:
+        found = uow.assessments.needing_recovery(resend_before=cutoff, stale_before=cutoff)
+        assert {a.id for a in found} == expected
+        job = next(a for a in found if a.id == lost.id)
+        with uow_factory() as other:  # another sweep sends it first
+            assert other.assessments.record_send(other.assessments.get(lost.id), now=now)
+            other.commit()
+        assert not uow.assessments.record_send(job, now=now), "a send counted on a stale read must be refused"
+        uow.commit()
+    with uow_factory() as uow:
+        assert uow.assessments.get(lost.id).sends == 2
+        assert {a.id for a in uow.assessments.needing_recovery(resend_before=cutoff, stale_before=cutoff)} == {
+            never_sent.id, stale.id}

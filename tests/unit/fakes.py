@@ -53,6 +53,21 @@ class FakeAssessments:
             setattr(row, name, value)
         return True
 
+    def needing_recovery(self, *, resend_before, stale_before) -> list[Assessment]:
+        return sorted(
+            (a for a in self.rows.values()
+             if (a.enqueued_at or a.created_at) < resend_before
+             and (a.status is JobStatus.QUEUED or (a.status is JobStatus.RUNNING and a.started_at < stale_before))),
+            key=lambda a: a.created_at,
+        )
+
+    def record_send(self, assessment: Assessment, *, now) -> bool:
+        row = self.rows.get(assessment.id)
+        if row is None:
+            return False
+        row.sends, row.enqueued_at = row.sends + 1, now
+        return True
+
     def summary_by_sex(self) -> list[dict]:
         summary = []
         for sex in sorted({a.sex for a in self.rows.values() if a.status is JobStatus.SUCCEEDED}):
