@@ -137,7 +137,7 @@ def served_between(*, uow, since: datetime, until: datetime | None = None) -> li
         periods: list[ServingPeriod] = []
         for i, row in enumerate(rows):
             ended = rows[i + 1].activated_at if i + 1 < len(rows) else None
-            if ended is not None and ended < since:
+            if ended is not None and ended <= since:
                 continue
             periods.append(ServingPeriod(row.model_version.name, row.activated_at, ended))
         return periods

@@ -293,6 +293,7 @@ def run_training_job(job_id: str, *, uow, files_dir: Path, data_root: Path, mode
                      heartbeat_s: float, stale_s: float, clock: Callable[[], datetime] = utcnow,
                      tools: TrainingTools | None = None, threads: int | None = None) -> str:
     """Run one training job in this worker; returns its status afterwards."""
+    tools = tools or TrainingTools.real()  # imports torch: before the claim starts the heartbeat clock
     now = clock()
     with uow() as work:
         job = work.training_jobs.get(job_id)
@@ -313,7 +314,6 @@ def run_training_job(job_id: str, *, uow, files_dir: Path, data_root: Path, mode
         init_path = job.init_model.checkpoint_path if job.init_model is not None else None
         out_dir = Path(files_dir) / job.out_dir
 
-    tools = tools or TrainingTools.real()
     init = init_path or overrides.get("init")
     resume = (out_dir / "last.pt").is_file()
     with Heartbeat(job_id, attempt, uow=uow, period=heartbeat_s, clock=clock) as heartbeat:
