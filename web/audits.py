@@ -12,11 +12,12 @@ from core.errors import UserFacingError
 from services.audit_plots import PLOTS, trend_png
 from services.audits import run_audit
 from services.readings import InvalidReading, add_reading, import_readings_csv
-from web.audit_presenters import metric_rows, metrics_csv, reading_json, run_json, run_summary_json
+from web.audit_presenters import finding_rows, metric_rows, metrics_csv, reading_json, run_json, run_summary_json
 from web.dependencies import deps
 
 bp = Blueprint("audits", __name__)
 MAX_CSV_BYTES = 5 * 1024 * 1024
+BANNER_WINDOWS = 12  # the banner shows the findings of this many recent windows
 
 
 @bp.app_template_global()
@@ -47,8 +48,14 @@ def audits_page():
         latest_data = run_json(latest) if latest else None
         rows = metric_rows(latest) if latest else []
         summaries = [run_summary_json(r) for r in runs]
+        # The banner: findings of the newest run of each of the recent windows.
+        newest: dict[tuple, object] = {}
+        for run in runs:
+            if run.status == "succeeded":
+                newest.setdefault((run.window_start, run.window_end), run)
+        findings = [f for run in list(newest.values())[:BANNER_WINDOWS] for f in finding_rows(run)]
     return render_template("audits.html", latest=latest_data, rows=rows, runs=summaries, plots=PLOTS,
-                           errors=request.args.get("error"))
+                           findings=findings, errors=request.args.get("error"))
 
 
 @bp.post("/audits")

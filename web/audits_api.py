@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import abort, request
+from flask import abort, jsonify, request
 from flask_smorest import Blueprint
 
 from core.errors import UserFacingError
@@ -31,7 +31,8 @@ def _error(message: str, status: int, fields: dict | None = None):
     body = {"error": message}
     if fields is not None:
         body["field_messages"] = fields
-    return ErrorSchema().dump(body), status
+    # A Response, so flask-smorest does not dump it through the success schema.
+    return jsonify(ErrorSchema().dump(body)), status
 
 
 @bp.get("/assessments/<assessment_id>/readings")
