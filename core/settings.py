@@ -27,6 +27,7 @@ DATABASE_URL and BROKER_URL to run the same code on PostgreSQL and Redis.
     BONEAGE_RESEND_AFTER_S  300              (a queued assessment not started this long after
                                               its message was sent is sent again)
     BONEAGE_MAX_ATTEMPTS    3                (then the assessment fails with the reason)
+    BONEAGE_RECOVER_EVERY_S 60               (beat's recovery sweep period, seconds)
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ class Settings:
     assessment_lease_s: float = 360.0
     resend_after_s: float = 300.0
     max_attempts: int = 3
+    recover_every_s: float = 60.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -96,6 +98,7 @@ class Settings:
             assessment_lease_s=_positive_float(env, "BONEAGE_ASSESSMENT_LEASE_S", 360.0),
             resend_after_s=_positive_float(env, "BONEAGE_RESEND_AFTER_S", 300.0),
             max_attempts=_positive_int(env, "BONEAGE_MAX_ATTEMPTS", 3),
+            recover_every_s=_positive_float(env, "BONEAGE_RECOVER_EVERY_S", 60.0),
         )
 
     @property
@@ -149,6 +152,7 @@ class Settings:
             "BONEAGE_ASSESSMENT_LEASE_S": repr(self.assessment_lease_s),
             "BONEAGE_RESEND_AFTER_S": repr(self.resend_after_s),
             "BONEAGE_MAX_ATTEMPTS": str(self.max_attempts),
+            "BONEAGE_RECOVER_EVERY_S": repr(self.recover_every_s),
         }
         if self.device:
             env["BONEAGE_DEVICE"] = self.device

@@ -16,7 +16,7 @@ from core.settings import Settings
 ASSESS_TASK = "boneage.assess"
 AUDIT_TASK = "boneage.audit"
 RECOVER_TASK = "boneage.recover"  # every minute and at worker start: jobs that lost their message
-RECOVER_EVERY_S = 60
+RECOVER_EVERY_S = 60  # the default of BONEAGE_RECOVER_EVERY_S (Settings.recover_every_s)
 TRAIN_TASK = "boneage.train"  # on its own queue: a long training never delays assessments
 
 # Hard limit on one assessment; services.assessments.RUNNING_LEASE is longer, so a
@@ -73,8 +73,10 @@ def celery_config(settings: Settings) -> dict:
         "beat_schedule": {
             "recover-jobs": {
                 "task": RECOVER_TASK,
-                "schedule": RECOVER_EVERY_S,
-                "options": {"queue": settings.cpu_queue, "expires": RECOVER_EVERY_S - 5},
+                "schedule": settings.recover_every_s,
+                # A sweep not started before the next one is due is dropped.
+                "options": {"queue": settings.cpu_queue,
+                            "expires": max(settings.recover_every_s - 5, settings.recover_every_s / 2)},
             },
             AUDIT_BEAT_ENTRY: {
                 "task": AUDIT_TASK,
