@@ -15,6 +15,7 @@ from core.errors import UserFacingError
 COMMAND_GROUPS = (
     "boneage.model_cli",  # synth, train, evaluate, ablate, predict
     "boneage.service_cli",  # db, up, register-model
+    "boneage.training_cli",  # datasets, train-job, models (list, activate, rollback, history)
     "boneage.audit_cli",  # audit run, import-readings, demo-history, remove-demo, export-readings
 )
 

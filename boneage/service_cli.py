@@ -31,7 +31,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     activate.add_argument("name", help="the model's name, as `boneage models` lists it")
     activate.set_defaults(handler=activate_model_command)
 
-    subparsers.add_parser("models", help="list registered models").set_defaults(handler=list_models_command)
+    # `boneage models` (list, activate, rollback, history) is in boneage.training_cli.
 
     worker = subparsers.add_parser("worker", help="run a Celery worker (both queues unless --queues)")
     worker.add_argument("--queues", help="comma-separated queue names (default: the inference and cpu queues)")

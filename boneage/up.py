@@ -46,6 +46,8 @@ def child_commands(settings: Settings, host: str, port: int, beat: bool) -> list
              "--access-logfile", "-", "web:create_app()"],
         ),
         ("worker", [*boneage, "worker"]),
+        # Training on its own queue and process, so a long job never delays assessments.
+        ("training-worker", [*boneage, "worker", "--queues", settings.training_queue, "--hostname", "training@%h"]),
     ]
     if beat:
         commands.append(("beat", [*boneage, "beat"]))
@@ -59,9 +61,12 @@ def run(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000, beat: 
 
     settings.ensure_dirs()
     migrations.upgrade(settings.database_url)
-    ensure_demo_model(uow=unit_of_work_factory(settings.database_url), var_dir=settings.var_dir,
+    uow = unit_of_work_factory(settings.database_url)
+    demo_data = settings.datasets_dir / "demo"
+    ensure_demo_model(uow=uow, var_dir=settings.var_dir, data_dir=demo_data,
                       model_dir=settings.model_dir, images=settings.demo_images,
                       image_size=settings.demo_image_size, time_budget_s=settings.demo_time_budget_s)
+    _register_demo_dataset(uow, settings, demo_data)
 
     log_dir = settings.var_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -109,6 +114,22 @@ def _keep_alive(child: Child, env: dict[str, str]) -> None:
         child.process = _start(child, env)
         child.restart_at = None
         print(f"restarted {child.name} (pid {child.process.pid})", flush=True)
+
+
+def _register_demo_dataset(uow, settings: Settings, folder: Path) -> None:
+    """The demo data, registered as dataset "demo" so it can be trained on from the browser."""
+    from core.errors import UserFacingError
+    from services.datasets import register_dataset
+
+    if not (folder / "boneage-training-dataset.csv").is_file():
+        return
+    try:
+        dataset = register_dataset(folder, uow=uow, data_root=settings.datasets_dir, name="demo", by="boneage up")
+    except UserFacingError as exc:
+        print(f"the demo data set was not registered: {exc}")
+        return
+    if dataset.created:
+        print(f"registered dataset {dataset.name} ({dataset.n_records} synthetic studies) for training jobs")
 
 
 def _start(child: Child, env: dict[str, str]) -> subprocess.Popen:

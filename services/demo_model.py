@@ -25,13 +25,15 @@ def ensure_demo_model(
     images: int = DEMO_IMAGES,
     image_size: int = DEMO_IMAGE_SIZE,
     time_budget_s: float = DEMO_TIME_BUDGET_S,
+    data_dir: Path | None = None,
 ) -> Registered | None:
     """Train and register the demo model when no model is active; returns it, or
     None when a model was already active. `images` synthetic radiographs of
     `image_size` pixels are generated (once: an existing demo data set is reused) and
     training stops after the epoch that exceeds `time_budget_s` CPU seconds.
     `generate` and `train` default to training.synth.generate_dataset and
-    training.train.train."""
+    training.train.train. The data goes to `data_dir` (default <var_dir>/demo-data;
+    `boneage up` puts it under the data root, as dataset "demo")."""
     with uow() as work:
         active = work.models.active()
         if active is not None:
@@ -45,7 +47,7 @@ def ensure_demo_model(
     if train is None:
         from training.train import train
 
-    data_dir = Path(var_dir) / "demo-data"
+    data_dir = Path(data_dir) if data_dir is not None else Path(var_dir) / "demo-data"
     if not (data_dir / "boneage-training-dataset.csv").is_file():
         generate(data_dir, images, size=image_size, seed=0, progress=True)
     checkpoint = train(data_dir, "demo", Path(model_dir) / "demo-training", seed=0,

@@ -85,10 +85,10 @@ def test_up_on_an_empty_state_directory_trains_the_demo_model_and_serves(tmp_pat
         assert "No model is registered yet: training the demo model" in out
         assert f"registered and activated demo-" in out and SYNTHETIC_LABEL in out
         pids = [int(line.split("pid ")[1].split(")")[0]) for line in out.splitlines() if line.startswith("started ")]
-        assert len(pids) == 2, out  # web and worker: --no-beat
+        assert len(pids) == 3, out  # web, worker and training worker: --no-beat
 
         # The demo data set was generated as configured.
-        generated = sorted((var_dir / "demo-data" / "boneage-training-dataset").glob("*.png"))
+        generated = sorted((var_dir / "datasets" / "demo" / "boneage-training-dataset").glob("*.png"))
         assert len(generated) == 24
 
         image = generated[0].read_bytes()
@@ -130,7 +130,7 @@ def test_up_on_an_empty_state_directory_trains_the_demo_model_and_serves(tmp_pat
 
     out = output()
     assert process.returncode == 0, out
-    assert "stopped web and worker" in out and "beat" not in out.split("stopping")[-1]
+    assert "stopped web, worker and training-worker" in out and "beat" not in out.split("stopping")[-1]
     # Every child, and everything in its process group (gunicorn's workers), is gone.
     assert not leftover, out
     for pid in pids:

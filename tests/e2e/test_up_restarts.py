@@ -86,4 +86,4 @@ def test_a_killed_worker_is_restarted_and_the_service_keeps_working(tmp_path, ti
         process.send_signal(signal.SIGINT)
         process.wait(timeout=60)
     assert process.returncode == 0, "".join(output.lines)
-    output.wait_for("stopped web and worker", timeout=5)
+    output.wait_for("stopped web, worker and training-worker", timeout=5)

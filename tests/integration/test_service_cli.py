@@ -97,12 +97,12 @@ def test_up_starts_web_worker_and_beat_and_stops_them_together(fresh_settings, t
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
             assert response.status == 200
         pids = [int(line.split("pid ")[1].split(")")[0]) for line in lines if line.startswith("started ")]
-        assert len(pids) == 3  # web, worker, beat
+        assert len(pids) == 4  # web, worker, training worker, beat
     finally:
         process.send_signal(signal.SIGINT)
         out, _ = process.communicate(timeout=60)
     assert process.returncode == 0, "".join(lines) + out
-    assert "stopped web, worker and beat" in out
+    assert "stopped web, worker, training-worker and beat" in out
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
