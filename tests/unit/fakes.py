@@ -112,12 +112,87 @@ class FakeModels:
             other.is_active = other is model
 
 
+class FakeReadings:
+    """db.audit_repository.ReadingRepository in memory (readers unique per assessment)."""
+
+    def __init__(self, assessments: FakeAssessments):
+        self.assessments = assessments
+        self.rows: list = []
+        self._ids = itertools.count(1)
+
+    def add(self, reading):
+        if reading.reader in self.readers_of(reading.assessment_id):
+            raise AssertionError("unique (assessment_id, reader) violated: the service must check first")
+        reading.id = next(self._ids)
+        self.rows.append(reading)
+        return reading
+
+    def for_assessment(self, assessment_id: str) -> list:
+        return [r for r in self.rows if r.assessment_id == assessment_id]
+
+    def for_assessments(self, assessment_ids) -> dict:
+        wanted = set(assessment_ids)
+        found: dict = {}
+        for r in self.rows:
+            if r.assessment_id in wanted:
+                found.setdefault(r.assessment_id, []).append(r)
+        return found
+
+    def readers_of(self, assessment_id: str) -> set[str]:
+        return {r.reader for r in self.for_assessment(assessment_id)}
+
+    def assessment_ids_by_reference(self, reference: str) -> list[str]:
+        return [a.id for a in self.assessments.rows.values() if a.reference == reference]
+
+    def with_assessments(self) -> list:
+        grouped = self.for_assessments({r.assessment_id for r in self.rows})
+        return sorted(((self.assessments.rows[i], rs) for i, rs in grouped.items()), key=lambda p: p[0].created_at)
+
+
+class FakeAudits:
+    """db.audit_repository.AuditRepository in memory; a second run with the same unique key
+    raises IntegrityError, as the database's unique constraint does."""
+
+    def __init__(self, assessments: FakeAssessments):
+        self.assessments = assessments
+        self.rows: dict = {}
+
+    def add(self, run):
+        from sqlalchemy.exc import IntegrityError
+
+        if any(r.unique_key == run.unique_key for r in self.rows.values()):
+            raise IntegrityError("INSERT INTO audit_runs", {}, Exception("unique_key"))
+        self.rows[run.id] = run
+        return run
+
+    def get(self, run_id: str):
+        return self.rows.get(run_id)
+
+    def get_by_key(self, key: str):
+        return next((r for r in self.rows.values() if r.unique_key == key), None)
+
+    def recent(self, limit: int = 50) -> list:
+        return sorted(self.rows.values(), key=lambda r: (r.window_end, r.created_at), reverse=True)[:limit]
+
+    def latest(self):
+        return next((r for r in self.recent(10**6) if r.status == "succeeded"), None)
+
+    def succeeded_in_order(self, limit: int = 200) -> list:
+        return list(reversed([r for r in self.recent(10**6) if r.status == "succeeded"][:limit]))
+
+    def assessments_between(self, start, end) -> list:
+        return sorted((a for a in self.assessments.rows.values() if start <= a.created_at < end),
+                      key=lambda a: a.created_at)
+
+
 class FakeUnitOfWork:
     """One in-memory database; each `uow()` call opens a "transaction" on it."""
 
     def __init__(self):
         self.assessments = FakeAssessments()
         self.models = FakeModels()
+        self.readings = FakeReadings(self.assessments)
+        self.audits = FakeAudits(self.assessments)
         self.commits = 0
 
     def __call__(self) -> "FakeUnitOfWork":
