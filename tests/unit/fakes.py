@@ -107,7 +107,14 @@ class FakeModels:
     def all(self) -> list[ModelVersion]:
         return list(self.rows)
 
-    def activate(self, model: ModelVersion) -> None:
+    activations = None  # a training_fakes.FakeActivations, set by FakeUnitOfWork
+
+    def activate(self, model: ModelVersion, **history) -> None:
+        previous = self.active()
+        if previous is model:
+            return
+        if self.activations is not None:
+            self.activations.record(model, previous, **history)
         for other in self.rows:
             other.is_active = other is model
 
@@ -194,6 +201,11 @@ class FakeUnitOfWork:
         self.readings = FakeReadings(self.assessments)
         self.audits = FakeAudits(self.assessments)
         self.commits = 0
+        from training_fakes import FakeActivations, FakeDatasets, FakeTrainingJobs  # issue 7
+
+        self.datasets = FakeDatasets()
+        self.activations = self.models.activations = FakeActivations()
+        self.training_jobs = FakeTrainingJobs(self.datasets, self.models)
 
     def __call__(self) -> "FakeUnitOfWork":
         return self
@@ -245,6 +257,11 @@ class FakeQueue:
         if self.error is not None:
             raise self.error
         self.sent.append(assessment_id)
+
+    def enqueue_training(self, job_id: str) -> None:
+        if self.error is not None:
+            raise self.error
+        self.sent.append(job_id)
 
 
 @dataclass
