@@ -53,3 +53,7 @@ def test_audit_api_page_trends_and_exports(client_and_history):
     assert float(overall["mae"]) == pytest.approx(api_run["results"]["versions"][0]["overall"]["mae"])
     assert client.get(f"/audits/{run_id}.json").get_json()["findings"] == api_run["findings"]
     assert client.get("/api/v1/audits/nope").status_code == 404
+    document = client.get("/api/v1/openapi.json").get_json()
+    operations = {op["operationId"] for path in document["paths"].values() for op in path.values() if "operationId" in op}
+    assert operations >= {"listReadings", "addReading", "importReadings", "listAudits", "runAudit", "getAudit",
+                          "listFindings"}

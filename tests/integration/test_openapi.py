@@ -133,4 +133,5 @@ def test_the_document_is_served_and_its_schemas_are_valid(app, client):
     for name, schema in document["components"]["schemas"].items():
         OAS30Validator.check_schema(schema)
     operations = {op["operationId"] for path in document["paths"].values() for op in path.values() if "operationId" in op}
-    assert operations == {"createAssessment", "listAssessments", "getAssessment", "getHeatmap", "getImage"}
+    # Other blueprints (audits, training) add their own; test_audits_web checks the audit ones.
+    assert operations >= {"createAssessment", "listAssessments", "getAssessment", "getHeatmap", "getImage"}
