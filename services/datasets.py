@@ -42,8 +42,11 @@ def dataset_folder(path: str | Path, data_root: Path) -> Path:
     raw = str(path).strip()
     if not raw:
         raise UserFacingError("give the dataset's folder, relative to the data root")
-    candidate = Path(raw).expanduser()
-    folder = (candidate if candidate.is_absolute() else root / candidate).resolve()
+    try:
+        candidate = Path(raw).expanduser()
+        folder = (candidate if candidate.is_absolute() else root / candidate).resolve()
+    except (ValueError, OSError, RuntimeError) as exc:  # NUL bytes, loops, a user that does not exist
+        raise UserFacingError(f"{raw[:80]!r} is not a usable folder name ({type(exc).__name__})") from None
     if folder == root or root not in folder.parents:
         raise UserFacingError(f"{raw!r} is outside the data root {root}: datasets must be folders under it "
                               "(BONEAGE_DATA_DIR)")

@@ -13,7 +13,8 @@ import urllib.request
 
 import pytest
 
-from boneage import service_cli
+import migrations
+from boneage import service_cli, training_cli
 from core.errors import UserFacingError
 from helpers import REPO_ROOT, register
 from db.session import unit_of_work_factory
@@ -23,7 +24,9 @@ def run_cli(monkeypatch, settings, *argv):
     for name, value in settings.to_env().items():
         monkeypatch.setenv(name, value)
     parser = argparse.ArgumentParser()
-    service_cli.add_commands(parser.add_subparsers(dest="command", required=True))
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    service_cli.add_commands(subparsers)
+    training_cli.add_commands(subparsers)  # `models` lives there
     args = parser.parse_args(list(argv))
     return args.handler(args)
 
@@ -39,7 +42,7 @@ def test_db_upgrade_then_check(monkeypatch, fresh_settings, capsys):
     with pytest.raises(UserFacingError, match="boneage db upgrade"):
         run_cli(monkeypatch, fresh_settings, "db", "check")
     assert run_cli(monkeypatch, fresh_settings, "db", "upgrade") == 0
-    assert "revision 0002" in capsys.readouterr().out
+    assert f"revision {migrations.head_revision()}" in capsys.readouterr().out
     assert run_cli(monkeypatch, fresh_settings, "db", "check") == 0
 
 
