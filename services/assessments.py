@@ -119,20 +119,33 @@ def run_assessment(
             clock,
         )
 
-    with uow() as work:
-        won = work.assessments.transition(
-            assessment_id,
-            JobStatus.SUCCEEDED,
-            attempt=attempt,
-            finished_at=clock(),
-            bone_age_months=float(prediction.bone_age_months),
-            stage=prediction.stage,
-            heatmap_path=heatmap_path,
-            model_version_id=model.id,
-            inference_seconds=float(prediction.seconds),
-            error=None,
-        )
-        work.commit()
+    try:
+        with uow() as work:
+            won = work.assessments.transition(
+                assessment_id,
+                JobStatus.SUCCEEDED,
+                attempt=attempt,
+                finished_at=clock(),
+                bone_age_months=float(prediction.bone_age_months),
+                stage=prediction.stage,
+                heatmap_path=heatmap_path,
+                model_version_id=model.id,
+                inference_seconds=float(prediction.seconds),
+                error=None,
+            )
+            work.commit()
+    except Exception:
+        # The database went away before the result was written: the job stays this
+        # attempt's until the lease runs out and another attempt runs it. This attempt's
+        # heatmap must not stay beside that one's (one job, one heatmap).
+        if heatmap_path:
+            files.delete(heatmap_path)
+        raise
+    if won:
+        # An earlier attempt killed between writing its heatmap and writing the result
+        # (SIGKILL, OOM) left its file behind; the job's one result is this attempt's.
+        for earlier in range(1, attempt):
+            files.delete(f"heatmaps/{assessment_id}-{earlier}.png")
     if not won:
         log.warning("assessment %s attempt %d: the job changed meanwhile; result discarded", assessment_id, attempt)
         if heatmap_path:
