@@ -7,7 +7,6 @@ from datetime import datetime
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from core.numbers import round_or_none
 from core.status import JobStatus, sources_of
 from db.models import Assessment, ModelActivation, ModelVersion
 
@@ -90,34 +89,6 @@ class AssessmentRepository:
 
     def count(self) -> int:
         return self.session.scalar(select(func.count()).select_from(Assessment)) or 0
-
-    def summary_by_sex(self) -> list[dict]:
-        """Succeeded assessments per sex: count, mean bone age and, where the
-        chronological age is known, the mean of (bone age - chronological age)."""
-        difference = Assessment.bone_age_months - Assessment.chronological_age_months
-        query = (
-            select(
-                Assessment.sex,
-                func.count(),
-                func.avg(Assessment.bone_age_months),
-                func.count(Assessment.chronological_age_months),
-                func.avg(difference),
-            )
-            .where(Assessment.status == JobStatus.SUCCEEDED)
-            .group_by(Assessment.sex)
-            .order_by(Assessment.sex)
-        )
-        return [
-            {
-                "sex": sex,
-                "count": count,
-                "mean_bone_age_months": round_or_none(mean, 2),
-                "with_chronological_age": with_age,
-                "mean_bone_minus_chronological_months": round_or_none(mean_difference, 2),
-            }
-            for sex, count, mean, with_age, mean_difference in self.session.execute(query)
-        ]
-
 
 class ModelVersionRepository:
     def __init__(self, session: Session):

@@ -212,34 +212,6 @@ def test_database_refuses_invalid_values(database_url):
                 "VALUES ('x', 'done', 0, CURRENT_TIMESTAMP, 'a', 'b', 'F')"))
 
 
-def test_summary_by_sex(database_url):
-    uow_factory = unit_of_work_factory(database_url)
-    with uow_factory() as uow:
-        model = uow.models.add(_model("demo-1", is_active=True))
-        for sex, bone, chrono in [("F", 100, 90), ("F", 120, None), ("M", 150, 160)]:
-            a = uow.assessments.add(_assessment(sex=sex, chronological_age_months=chrono))
-            assert _succeed(uow, a.id, _claim(uow, a.id), model.id, bone_age=bone)
-        uow.assessments.add(_assessment(sex="M"))  # queued: not counted
-        uow.commit()
-    with uow_factory() as uow:
-        assert uow.assessments.summary_by_sex() == [
-            {
-                "sex": "F",
-                "count": 2,
-                "mean_bone_age_months": 110.0,
-                "with_chronological_age": 1,
-                "mean_bone_minus_chronological_months": 10.0,
-            },
-            {
-                "sex": "M",
-                "count": 1,
-                "mean_bone_age_months": 150.0,
-                "with_chronological_age": 1,
-                "mean_bone_minus_chronological_months": -10.0,
-            },
-        ]
-
-
 def test_sqlite_uses_wal_for_concurrent_web_and_worker(tmp_path):
     url = f"sqlite:///{tmp_path / 'wal.db'}"
     with get_engine(url).connect() as connection:

@@ -68,23 +68,6 @@ class FakeAssessments:
         row.sends, row.enqueued_at = row.sends + 1, now
         return True
 
-    def summary_by_sex(self) -> list[dict]:
-        summary = []
-        for sex in sorted({a.sex for a in self.rows.values() if a.status is JobStatus.SUCCEEDED}):
-            done = [a for a in self.rows.values() if a.status is JobStatus.SUCCEEDED and a.sex == sex]
-            with_age = [a for a in done if a.chronological_age_months is not None]
-            summary.append({
-                "sex": sex,
-                "count": len(done),
-                "mean_bone_age_months": round(sum(a.bone_age_months for a in done) / len(done), 2),
-                "with_chronological_age": len(with_age),
-                "mean_bone_minus_chronological_months": round(
-                    sum(a.bone_age_months - a.chronological_age_months for a in with_age) / len(with_age), 2
-                ) if with_age else None,
-            })
-        return summary
-
-
 class FakeModels:
     def __init__(self):
         self.rows: list[ModelVersion] = []
