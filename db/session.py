@@ -11,11 +11,17 @@ import threading
 from typing import Callable
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.audit_repository import AuditRepository, ReadingRepository
 from db.repository import AssessmentRepository, ModelVersionRepository
 from db.training_repository import ActivationRepository, DatasetRepository, TrainingJobRepository
+
+# What a query raises while the database cannot be reached (PostgreSQL restarting, a
+# dropped connection, SQLite locked past its busy timeout): a moment's outage, not a bug.
+# The web answers 503 with Retry-After; the recovery sweep runs the jobs it interrupted.
+DATABASE_UNAVAILABLE = (OperationalError, InterfaceError, DisconnectionError)
 
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()

@@ -11,6 +11,7 @@ from flask_smorest import Blueprint
 from core.status import JobStatus
 from core.submission import parse_submission, uploaded_image
 from web.dependencies import deps, submit
+from web.errors import RETRY_AFTER_S
 from web.presenters import assessment_json
 from web.schemas import AssessmentListSchema, AssessmentSchema, ErrorSchema, SubmissionSchema
 
@@ -42,8 +43,9 @@ def create_assessment():
     assessment_id = submit(submission)
     with deps().uow() as uow:
         body = assessment_json(uow.assessments.get(assessment_id))
-    status = 503 if body["status"] == JobStatus.FAILED else 202
-    return body, status, {"Location": body["url"]}
+    if body["status"] == JobStatus.FAILED:  # the queue refused it: try again in a moment
+        return body, 503, {"Location": body["url"], "Retry-After": str(RETRY_AFTER_S)}
+    return body, 202, {"Location": body["url"]}
 
 
 @bp.get("/assessments")

@@ -9,17 +9,22 @@ from flask import Flask, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException, InternalServerError, RequestEntityTooLarge
 
 from core.submission import InvalidSubmission
+from db.session import DATABASE_UNAVAILABLE
 from web.schemas import ErrorSchema
 
 log = logging.getLogger(__name__)
 
 UNEXPECTED_MESSAGE = "Something went wrong on the server. The error was logged; please try again later."
+UNAVAILABLE_MESSAGE = "The service is briefly unavailable (its database cannot be reached). Please try again in a few seconds."
+RETRY_AFTER_S = 5  # the Retry-After of a 503: about how long a database restart takes
 
 
 def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(RequestEntityTooLarge, too_large)
     app.register_error_handler(InvalidSubmission, invalid_submission)
     app.register_error_handler(HTTPException, http_error)
+    for error in DATABASE_UNAVAILABLE:
+        app.register_error_handler(error, database_unavailable)
     app.register_error_handler(Exception, unexpected)
 
 
@@ -46,6 +51,19 @@ def http_error(exc: HTTPException):
     if _wants_json():
         return _json_error(message, exc.code)
     return render_template("error.html", code=exc.code, title=exc.name, message=message), exc.code
+
+
+def database_unavailable(exc: Exception):
+    """The database is down or restarting: 503 with Retry-After, so clients come back
+    (a submission whose row was not committed left nothing behind; one that was is
+    queued or will be found by the recovery sweep)."""
+    log.warning("database unavailable on %s %s: %s", request.method, request.path, str(exc).splitlines()[0][:300])
+    headers = {"Retry-After": str(RETRY_AFTER_S)}
+    if _wants_json():
+        response, status = _json_error(UNAVAILABLE_MESSAGE, 503)
+        return response, status, headers
+    page = render_template("error.html", code=503, title="Service Unavailable", message=UNAVAILABLE_MESSAGE)
+    return page, 503, headers
 
 
 def unexpected(_exc: Exception):
