@@ -23,6 +23,12 @@ class MaturityComparison:
     sd_months: float | None
     z_score: float | None
     reading: str  # delayed / normal / advanced / indeterminate (RDES14)
+    # Why "indeterminate": "outside_table" (the age is outside the Brush table) or
+    # "interval_straddles_limit" (the bone age's prediction interval crosses -2 or +2 SD).
+    indeterminate_reason: str | None = None
+    # The prediction interval in SD units, when one was given.
+    z_low: float | None = None
+    z_high: float | None = None
 
 
 @lru_cache(maxsize=1)
@@ -43,13 +49,16 @@ def _brush_table() -> dict[str, list[tuple[float, float, float]]]:
 
 
 def compare_with_chronological_age(
-    bone_age_months: float, chronological_age_months: float, sex: str
+    bone_age_months: float, chronological_age_months: float, sex: str,
+    interval: tuple[float, float] | None = None,
 ) -> MaturityComparison:
-    """Interpolate the Brush table at the chronological age; outside it: indeterminate."""
+    """Interpolate the Brush table at the chronological age; outside it: indeterminate.
+    With the bone age's prediction interval (low, high months), a reading the interval does
+    not settle - it holds values on both sides of -2 SD or of +2 SD - is indeterminate too."""
     rows = _brush_table()[normalise_sex(sex)]
     ages = [r[0] for r in rows]
     if not ages[0] <= chronological_age_months <= ages[-1]:
-        return MaturityComparison(chronological_age_months, None, None, None, "indeterminate")
+        return MaturityComparison(chronological_age_months, None, None, None, "indeterminate", "outside_table")
     for (a0, m0, s0), (a1, m1, s1) in zip(rows, rows[1:]):
         if a0 <= chronological_age_months <= a1:
             t = 0.0 if a1 == a0 else (chronological_age_months - a0) / (a1 - a0)
@@ -58,4 +67,11 @@ def compare_with_chronological_age(
             break
     z = (bone_age_months - mean) / sd
     reading = "delayed" if z < -2 else "advanced" if z > 2 else "normal"
-    return MaturityComparison(chronological_age_months, mean, sd, z, reading)
+    if interval is None:
+        return MaturityComparison(chronological_age_months, mean, sd, z, reading)
+    z_low, z_high = ((value - mean) / sd for value in interval)
+    # the same limits as the reading: below -2 is delayed, above +2 advanced, exactly 2 normal
+    if (z_low < -2 <= z_high) or (z_low <= 2 < z_high):
+        return MaturityComparison(chronological_age_months, mean, sd, z, "indeterminate",
+                                  "interval_straddles_limit", z_low, z_high)
+    return MaturityComparison(chronological_age_months, mean, sd, z, reading, None, z_low, z_high)

@@ -138,6 +138,11 @@ class Assessment(Base):
     bone_age_months: Mapped[float | None] = mapped_column(Float)
     stage: Mapped[str | None] = mapped_column(String(16))
     heatmap_path: Mapped[str | None] = mapped_column(Text)  # relative to BONEAGE_FILES_DIR
+    # The model's calibrated prediction interval (training/intervals.py); null when the
+    # model has no calibration (checkpoints trained before it existed).
+    bone_age_low_months: Mapped[float | None] = mapped_column(Float)
+    bone_age_high_months: Mapped[float | None] = mapped_column(Float)
+    interval_confidence: Mapped[float | None] = mapped_column(Float)
     model_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
     queue_wait_seconds: Mapped[float | None] = mapped_column(Float)
     inference_seconds: Mapped[float | None] = mapped_column(Float)

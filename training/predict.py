@@ -18,6 +18,7 @@ from core.hashing import file_sha256
 from core.model_identity import model_name
 from training.gradcam import GradCamExplainer, overlay_png
 from training.inference import predict_months
+from training.intervals import IntervalModel
 from training.model import default_device, model_from_checkpoint
 from training.preprocess import Preprocessing, preprocess
 from training.recipes import Recipe
@@ -31,6 +32,10 @@ class Prediction:
     heatmap: np.ndarray | None  # (H, W) float32 in [0, 1], at the model's input size
     overlay_png: bytes | None
     seconds: float  # this image's share of the batch time
+    # The calibrated prediction interval (training/intervals.py); None for checkpoints without one.
+    interval_low_months: float | None = None
+    interval_high_months: float | None = None
+    interval_confidence: float | None = None
 
 
 class Predictor:
@@ -42,6 +47,7 @@ class Predictor:
         self.recipe = Recipe.from_dict(metadata["recipe"])
         self.preprocessing = Preprocessing(**metadata["preprocessing"])
         self._explainer: GradCamExplainer | None = None
+        self.intervals = IntervalModel.from_metadata(metadata)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | None = None) -> "Predictor":
@@ -69,9 +75,14 @@ class Predictor:
         heatmaps = self.explainer.heatmaps(squares, male) if gradcam else [None] * len(images)
         overlays = [overlay_png(s, h) for s, h in zip(squares, heatmaps)] if gradcam else [None] * len(images)
         share = (time.perf_counter() - started) / len(images)
+        if self.intervals is not None:
+            lows, highs = self.intervals.bounds(months)
+            bounds = [(float(lo), float(hi), self.intervals.confidence) for lo, hi in zip(lows, highs)]
+        else:
+            bounds = [(None, None, None)] * len(images)
         return [
-            Prediction(float(m), stage_for(float(m)), h, o, share)
-            for m, h, o in zip(months, heatmaps, overlays)
+            Prediction(float(m), stage_for(float(m)), h, o, share, *b)
+            for m, h, o, b in zip(months, heatmaps, overlays, bounds)
         ]
 
     @property

@@ -321,6 +321,7 @@ class Trainer:
                            test_n=int(len(errors)))
             ss_tot = float(np.sum((test_ages - test_ages.mean()) ** 2))
             metrics["test_r2"] = 1 - float(np.sum(errors**2)) / ss_tot if ss_tot > 0 else None
+        interval = self._calibrate_interval(final_model)
         metadata = {
             "recipe": self.recipe.to_dict(),
             "preprocessing": Preprocessing.from_recipe(self.recipe).__dict__,
@@ -330,6 +331,7 @@ class Trainer:
             "split": self.data.split,
             "metrics": metrics,
             "history": self.history,
+            "interval": interval,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "torch": torch.__version__,
         }
@@ -339,6 +341,17 @@ class Trainer:
             summary = ", ".join(f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items())
             tqdm.write(f"saved {path}: {summary}")
         return path
+
+    def _calibrate_interval(self, final_model) -> dict | None:
+        """Split-conformal interval calibration on the validation residuals of the chosen
+        model, predicted as the Predictor will (with the recipe's TTA); None when too few."""
+        from training.intervals import calibrate
+
+        images, male, ages = self.data.part("val")
+        if len(images) == 0:
+            return None
+        predictions = predict_months(final_model, images, male, tta=self.recipe.tta, device=self.device)
+        return calibrate(predictions, ages)
 
     # -- resume -------------------------------------------------------------------
     def _save_resume_state(self) -> None:

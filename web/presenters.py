@@ -23,6 +23,30 @@ READINGS = {
     "indeterminate": "indeterminate (the age is outside the reference table)",
 }
 
+# "indeterminate" because the bone age's prediction interval crosses a ±2 SD limit.
+INTERVAL_INDETERMINATE = "indeterminate (the {level} interval of the bone age crosses the {limit} SD limit)"
+
+
+def interval_json(assessment: Assessment) -> dict | None:
+    """The calibrated prediction interval of the bone age; None when the model had none."""
+    low, high = assessment.bone_age_low_months, assessment.bone_age_high_months
+    if low is None or high is None or assessment.interval_confidence is None:
+        return None
+    return {
+        "confidence": assessment.interval_confidence,
+        "level": f"{assessment.interval_confidence * 100:g}%",
+        "low_months": round_or_none(low),
+        "high_months": round_or_none(high),
+        "low": format_years_months(low),
+        "high": format_years_months(high),
+    }
+
+
+def _interval_bounds(assessment: Assessment) -> tuple[float, float] | None:
+    if assessment.bone_age_low_months is None or assessment.bone_age_high_months is None:
+        return None
+    return assessment.bone_age_low_months, assessment.bone_age_high_months
+
 
 def model_json(model: ModelVersion | None) -> dict | None:
     if model is None:
@@ -40,8 +64,15 @@ def comparison_json(assessment: Assessment) -> dict | None:
     if assessment.chronological_age_months is None or assessment.bone_age_months is None:
         return None
     c = compare_with_chronological_age(
-        assessment.bone_age_months, assessment.chronological_age_months, assessment.sex
+        assessment.bone_age_months, assessment.chronological_age_months, assessment.sex,
+        interval=_interval_bounds(assessment),
     )
+    reading_text = READINGS[c.reading]
+    if c.indeterminate_reason == "interval_straddles_limit":
+        limit = "-2" if c.z_low < -2 <= c.z_high else "+2"
+        if c.z_low < -2 <= c.z_high and c.z_low <= 2 < c.z_high:
+            limit = "-2 and the +2"
+        reading_text = INTERVAL_INDETERMINATE.format(level=f"{assessment.interval_confidence * 100:g}%", limit=limit)
     return {
         "reference": "Greulich-Pyle (Brush Foundation standard)",
         "chronological_age_months": c.chronological_age_months,
@@ -50,7 +81,9 @@ def comparison_json(assessment: Assessment) -> dict | None:
         "sd_months": round_or_none(c.sd_months),
         "sd_score": round_or_none(c.z_score, 2),  # the page prints it with 2 decimals
         "reading": c.reading,
-        "reading_text": READINGS[c.reading],
+        "reading_text": reading_text,
+        "sd_score_low": round_or_none(c.z_low, 2),
+        "sd_score_high": round_or_none(c.z_high, 2),
     }
 
 
@@ -60,6 +93,7 @@ def assessment_json(assessment: Assessment) -> dict:
         result = {
             "bone_age_months": round_or_none(assessment.bone_age_months),
             "bone_age": format_years_months(assessment.bone_age_months),
+            "interval": interval_json(assessment),
             "stage": assessment.stage,
             "heatmap_url": url_for("api.heatmap", assessment_id=assessment.id)
             if assessment.heatmap_path

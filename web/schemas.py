@@ -56,6 +56,20 @@ class ComparisonSchema(Schema):
     sd_score = _always(fields.Float, nullable=True, description="(bone age - expected) / SD.")
     reading = _always(fields.String, validate=OneOf(READINGS))
     reading_text = _always(fields.String, description="The reading, in words.")
+    sd_score_low = _always(fields.Float, nullable=True, description="The prediction interval's low end as an SD score.")
+    sd_score_high = _always(fields.Float, nullable=True, description="The prediction interval's high end as an SD score.")
+
+
+class IntervalSchema(Schema):
+    """The bone age's prediction interval: split-conformal, calibrated per age band on the
+    model's held-out validation data (nominal coverage `confidence`)."""
+
+    confidence = _always(fields.Float, description="Nominal coverage, e.g. 0.9.")
+    level = _always(fields.String, description='e.g. "90%"')
+    low_months = _always(fields.Float)
+    high_months = _always(fields.Float)
+    low = _always(fields.String, description='e.g. "9 y 2 m"')
+    high = _always(fields.String, description='e.g. "11 y 6 m"')
 
 
 class TimingsSchema(Schema):
@@ -68,6 +82,10 @@ class ResultSchema(Schema):
 
     bone_age_months = _always(fields.Float, nullable=True)
     bone_age = _always(fields.String, nullable=True, description='e.g. "10 y 4 m"')
+    interval = _always(
+        fields.Nested, IntervalSchema, nullable=True,
+        description="The prediction interval; null when the model has no calibration (older checkpoints).",
+    )
     stage = _always(fields.String, nullable=True, validate=OneOf(STAGES))
     heatmap_url = _always(fields.String, nullable=True, description="The Grad-CAM overlay (PNG).")
     model = _always(fields.Nested, ModelSchema, nullable=True)

@@ -39,8 +39,9 @@ def client(settings):
 
 @pytest.fixture
 def put_result(settings):
-    """put_result(sex, chronological_age_months, bone_age_months, stage) -> id of a
-    succeeded assessment, written through the repository as the worker would."""
+    """put_result(sex, chronological_age_months, bone_age_months, stage[, interval]) -> id of a
+    succeeded assessment, written through the repository as the worker would (interval:
+    the 90% prediction interval's (low, high) months, or None as from an uncalibrated model)."""
     uow_factory = unit_of_work_factory(settings.database_url)
     with uow_factory() as uow:
         model = uow.models.add(
@@ -52,7 +53,8 @@ def put_result(settings):
         uow.commit()
         model_id = model.id
 
-    def put(sex: str, chronological_age_months: float | None, bone_age_months: float, stage: str) -> str:
+    def put(sex: str, chronological_age_months: float | None, bone_age_months: float, stage: str,
+            interval: tuple[float, float] | None = None) -> str:
         with uow_factory() as uow:
             assessment = uow.assessments.add(
                 Assessment(image_sha256="a" * 64, image_path="uploads/aa/a.png", sex=sex,
@@ -65,6 +67,9 @@ def put_result(settings):
             assert uow.assessments.transition(
                 assessment.id, JobStatus.SUCCEEDED, attempt=attempt, bone_age_months=bone_age_months,
                 stage=stage, model_version_id=model_id, finished_at=utcnow(), inference_seconds=0.5,
+                bone_age_low_months=interval[0] if interval else None,
+                bone_age_high_months=interval[1] if interval else None,
+                interval_confidence=0.9 if interval else None,
             )
             uow.commit()
             return assessment.id
@@ -296,3 +301,50 @@ def test_the_page_names_the_model_and_warns_it_is_synthetic(client, put_result):
 
 def page_html(client, assessment_id: str) -> str:
     return client.get(f"/assessments/{assessment_id}").get_data(as_text=True)
+
+
+# --- the prediction interval (issue 11) ------------------------------------------------
+
+
+def test_the_interval_is_shown_beside_the_bone_age_and_returned_by_the_api(client, put_result):
+    # 124.4 -> 10 y 4 m; 110.2 -> 110 = 9 y 2 m; 137.6 -> 138 = 11 y 6 m
+    assessment_id = put_result("F", None, 124.4, "Child", interval=(110.2, 137.6))
+    page = page_texts(client, assessment_id)
+    assert page["bone-age"] == "10 y 4 m (124.4 months) (90% interval 9 y 2 m – 11 y 6 m)"
+    assert page["interval"] == "(90% interval 9 y 2 m – 11 y 6 m)"
+    interval = api_result(client, assessment_id)["interval"]
+    assert interval == {"confidence": 0.9, "level": "90%", "low_months": 110.2, "high_months": 137.6,
+                        "low": "9 y 2 m", "high": "11 y 6 m"}
+
+
+def test_a_result_without_an_interval_says_nothing_of_one(client, put_result):
+    assessment_id = put_result("F", 120.0, 124.4, "Child")
+    assert api_result(client, assessment_id)["interval"] is None
+    assert "interval" not in page_texts(client, assessment_id)
+    comparison = api_result(client, assessment_id)["comparison"]
+    assert comparison["sd_score_low"] is None and comparison["sd_score_high"] is None
+
+
+@pytest.mark.parametrize(
+    "bone_age, interval, reading, sd_low, sd_high, words",
+    [
+        # Row M,108,113.90,9.00. Point -1.50 SD (100.4); interval 91.4..109.4 = -2.50..-0.50 SD: crosses -2.
+        (100.4, (91.4, 109.4), "indeterminate", -2.5, -0.5, "crosses the -2 SD limit"),
+        # point +1.50 SD (127.4); 118.4..136.4 = +0.50..+2.50 SD: crosses +2.
+        (127.4, (118.4, 136.4), "indeterminate", 0.5, 2.5, "crosses the +2 SD limit"),
+        # point -3.00 SD (86.9); 82.4..95.0 = -3.50..-2.10 SD: wholly below -2.
+        (86.9, (82.4, 95.0), "delayed", -3.5, -2.1, "delayed"),
+        # point at the mean; 95.9..131.9 = exactly -2..+2 SD: still normal.
+        (113.9, (95.9, 131.9), "normal", -2.0, 2.0, "within normal limits"),
+    ],
+)
+def test_an_interval_across_a_two_sd_limit_makes_the_reading_indeterminate(
+        client, put_result, bone_age, interval, reading, sd_low, sd_high, words):
+    assessment_id = put_result("M", 108.0, bone_age, "Child", interval=interval)
+    comparison = api_result(client, assessment_id)["comparison"]
+    assert comparison["reading"] == reading
+    assert (comparison["sd_score_low"], comparison["sd_score_high"]) == (sd_low, sd_high)
+    text = page_texts(client, assessment_id)["comparison"]
+    assert words in text
+    if reading == "indeterminate":
+        assert "90% interval of the bone age" in text and "outside the reference table" not in text

@@ -253,6 +253,9 @@ class FakePrediction:
     stage: str
     overlay_png: bytes | None
     seconds: float = 0.01
+    interval_low_months: float | None = None
+    interval_high_months: float | None = None
+    interval_confidence: float | None = None
 
 
 @dataclass

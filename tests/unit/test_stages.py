@@ -73,3 +73,27 @@ def test_just_outside_the_first_and_last_rows_is_indeterminate():
                                         (False, "F"), ("F", "F")])
 def test_every_sex_spelling(value, sex):
     assert normalise_sex(value) == sex
+
+
+# --- with the bone age's prediction interval (issue 11). Boys at 120 months: mean 125.68, SD 9.79.
+@pytest.mark.parametrize("bone_age, interval, reading", [
+    (125.68, (125.68 - 10, 125.68 + 10), "normal"),                      # z -1.02..+1.02: settled
+    (125.68 - 1.5 * 9.79, (125.68 - 2.5 * 9.79, 125.68 - 0.5 * 9.79), "indeterminate"),  # crosses -2
+    (125.68 + 1.5 * 9.79, (125.68 + 0.5 * 9.79, 125.68 + 2.5 * 9.79), "indeterminate"),  # crosses +2
+    (125.68 - 3 * 9.79, (125.68 - 4 * 9.79, 125.68 - 2.5 * 9.79), "delayed"),   # wholly below -2
+    (125.68 + 3 * 9.79, (125.68 + 2.5 * 9.79, 125.68 + 4 * 9.79), "advanced"),  # wholly above +2
+    (125.68, (125.68 - 2 * 9.79, 125.68 + 2 * 9.79), "normal"),        # ends exactly at ±2 SD: still normal
+    (125.68, (125.68 - 3 * 9.79, 125.68 + 3 * 9.79), "indeterminate"), # crosses both
+])
+def test_an_interval_across_a_two_sd_limit_is_indeterminate(bone_age, interval, reading):
+    result = compare_with_chronological_age(bone_age, 120, "M", interval=interval)
+    assert result.reading == reading
+    assert result.z_score == pytest.approx((bone_age - 125.68) / 9.79)
+    assert result.z_low == pytest.approx((interval[0] - 125.68) / 9.79)
+    assert result.indeterminate_reason == ("interval_straddles_limit" if reading == "indeterminate" else None)
+
+
+def test_without_an_interval_the_reading_is_the_point_estimates():
+    result = compare_with_chronological_age(125.68 - 1.5 * 9.79, 120, "M")
+    assert result.reading == "normal" and result.z_low is None and result.indeterminate_reason is None
+    assert compare_with_chronological_age(100, 1, "F", interval=(90, 110)).indeterminate_reason == "outside_table"
