@@ -16,6 +16,7 @@ from typing import Callable, Protocol
 
 from core.deidentify import deidentify
 from core.errors import JobFailed
+from core.image_checks import check_radiograph
 from core.imageio import ImageDecodeError, decode_image
 from core.status import JobStatus
 from core.submission import Submission
@@ -39,8 +40,9 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def submit_assessment(submission: Submission, *, uow, files, queue: TaskQueue) -> str:
-    """Store the upload (de-identified), commit the job, queue it; returns the assessment id."""
+def submit_assessment(submission: Submission, *, uow, files, queue: TaskQueue, submitted_by: int | None = None) -> str:
+    """Store the upload (de-identified), commit the job, queue it; returns the assessment id.
+    `submitted_by` is the submitting user's id (a submitter sees only their own studies)."""
     sha256, path = files.put_upload(deidentify(submission.image))
     with uow() as work:
         assessment = work.assessments.add(
@@ -50,6 +52,7 @@ def submit_assessment(submission: Submission, *, uow, files, queue: TaskQueue) -
                 sex=submission.sex,
                 chronological_age_months=submission.chronological_age_months,
                 reference=submission.reference,
+                submitted_by_id=submitted_by,
                 sends=1,  # counted before the send: a web process that dies right after the
                 enqueued_at=utcnow(),  # commit leaves a job the recovery sweep sends again
             )
@@ -103,6 +106,10 @@ def run_assessment(
         model = _active_model(uow)
         predictor = predictors.get(model)
         image = _stored_image(files, image_path)
+        rejection = check_radiograph(files.read(image_path), image)
+        if rejection is not None:
+            log.info("assessment %s: image rejected (%s)", assessment_id, rejection.code)
+            raise JobFailed(f"The image was not assessed: {rejection.reason}")
         (prediction,) = predictor.predict([image], [sex], gradcam=True)
         if prediction.overlay_png:
             heatmap_path = files.put_heatmap(f"{assessment_id}-{attempt}", prediction.overlay_png)

@@ -89,14 +89,18 @@ def read_queued_tasks(settings: Settings, queue: str | None = None) -> list[tupl
 
 
 def make_png(size: int = 96, seed: int = 0) -> bytes:
-    """A small grayscale PNG that decodes like a radiograph would (for upload checks)."""
+    """A small grayscale PNG that decodes like a radiograph would (for upload checks): a
+    bright blob on a dark background with seeded noise (distinct bytes per seed), so the
+    worker's image rejection (core/image_checks.py) accepts it as it accepts a radiograph."""
     import io
 
     import numpy as np
     from PIL import Image
 
     rng = np.random.default_rng(seed)
-    pixels = (rng.random((size, size)) * 255).astype("uint8")
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    blob = np.exp(-(((xx - 0.5) / 0.18) ** 2 + ((yy - 0.55) / 0.28) ** 2))
+    pixels = (np.clip(0.08 + 0.7 * blob + rng.normal(0, 0.02, (size, size)), 0, 1) * 255).astype("uint8")
     buffer = io.BytesIO()
     Image.fromarray(pixels, mode="L").save(buffer, format="PNG")
     return buffer.getvalue()
