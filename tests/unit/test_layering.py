@@ -94,3 +94,9 @@ def test_the_docker_image_copies_every_package():
     dockerfile = (REPO_ROOT / "Dockerfile").read_text()
     missing = [p for p in sorted(PACKAGES) if f"COPY {p} ./{p}" not in dockerfile]
     assert not missing, f"Dockerfile does not COPY {missing}"
+
+
+def test_test_module_names_are_unique():
+    """The test folders are not packages, so two test modules with one name collide."""
+    names = [path.name for path in (REPO_ROOT / "tests").rglob("test_*.py")]
+    assert sorted({n for n in names if names.count(n) > 1}) == []
