@@ -17,8 +17,9 @@ studies over the API from concurrent clients, and meanwhile:
 - services mode: kills Redis (SIGKILL; every message in it is gone) and starts it again;
   stops PostgreSQL (fast shutdown: every connection dropped) and starts it again.
 
-A client behaves like a polite API client: on a refused connection, a 5xx or a 503 it
-waits (Retry-After when given) and submits again. At the end every stored job is
+A client behaves like a polite API client: on a refused connection, a 5xx, a 503 or a 429
+it waits (Retry-After when given) and submits again. When the code has access control
+(`boneage users`), the clients send a submitter's API token. At the end every stored job is
 counted: succeeded, failed (with reasons), lost (not terminal), run twice (more than one
 result: not exactly one heatmap file <id>-<attempt>.png for a succeeded job, any for a
 failed one, or more than one "won" line in the workers' logs), and, per fault, the time
@@ -343,8 +344,9 @@ class Clients:
     """Concurrent API clients. A study is submitted until a 202 comes back (or the
     deadline passes); refused connections, 5xx and 503 are retried after a pause."""
 
-    def __init__(self, base_url: str, images: list[Path], concurrency: int = 6):
+    def __init__(self, base_url: str, images: list[Path], concurrency: int = 6, headers: dict | None = None):
         self.base_url = base_url
+        self.headers = headers or {}
         self.images = images
         self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=concurrency)
         self.futures: list[concurrent.futures.Future] = []
@@ -372,7 +374,8 @@ class Clients:
                     response = requests.post(f"{self.base_url}/api/v1/assessments",
                                              files={"image": (image.name, fh, "image/png")},
                                              data={"sex": "MF"[study % 2], "age_years": str(3 + study % 14),
-                                                   "reference": f"FI-{study:04d}"}, timeout=30)
+                                                   "reference": f"FI-{study:04d}"},
+                                             headers=self.headers, timeout=30)
                 key = str(response.status_code)
             except requests.RequestException as exc:
                 response, key = None, type(exc).__name__
@@ -382,7 +385,7 @@ class Clients:
                 with self.lock:
                     self.accepted[study] = response.json()["id"]
                 return
-            if response is not None and response.status_code < 500:
+            if response is not None and response.status_code < 500 and response.status_code != 429:
                 raise RuntimeError(f"study {study}: {response.status_code} {response.text[:300]}")
             retry_after = 1.0
             if response is not None and response.headers.get("Retry-After", "").isdigit():
@@ -431,6 +434,8 @@ class Service:
         self.workers: list[Proc] = []
         self.beat: Proc | None = None
         self.port = free_port()
+        self.code = REPO_ROOT
+        self.auth_headers: dict[str, str] = {}
 
     def start(self) -> None:
         from core.settings import Settings
@@ -444,13 +449,19 @@ class Service:
             env |= {"DATABASE_URL": self.postgres.url, "BROKER_URL": self.redis.url}
         self.settings = Settings.from_env(env)
         self.settings.ensure_dirs()
-        code = snapshot_code(self.root / "code")
+        self.code = code = snapshot_code(self.root / "code")
         self.env = {**os.environ, **self.settings.to_env(), "PYTHONUNBUFFERED": "1", "BONEAGE_DEVICE": "cpu",
                     "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONPATH": str(code)}
         subprocess.run([sys.executable, "-m", "boneage", "db", "upgrade"], cwd=code, check=True, env=self.env,
                        stdout=subprocess.DEVNULL)
         subprocess.run([sys.executable, "-m", "boneage", "register-model", str(self.model), "--activate"], cwd=code,
                        check=True, env=self.env, stdout=subprocess.DEVNULL)
+        if (code / "boneage" / "users_cli.py").exists():  # access control: the clients use a submitter's token
+            subprocess.run([sys.executable, "-m", "boneage", "users", "add", "fault-injection", "--role", "submitter"],
+                           cwd=code, check=True, env=self.env, stdout=subprocess.DEVNULL)
+            printed = subprocess.run([sys.executable, "-m", "boneage", "users", "token", "fault-injection"], cwd=code,
+                                     check=True, env=self.env, capture_output=True, text=True).stdout
+            self.auth_headers = {"Authorization": f"Bearer {printed.strip().splitlines()[-1].strip()}"}
         logs = self.root / "logs"
         self.web = Proc("web", [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{self.port}", "--workers", "2",
                                 "--threads", "4", "--timeout", "60", "web:create_app()"], self.env, logs / "web.log",
@@ -521,26 +532,37 @@ def kill_worker_mid_task(service: Service, monitor: Monitor, report: Report, ind
     monitor.end_fault(fault)
 
 
+# What submit_assessment commits before it sends the message (sends=1, enqueued_at=now),
+# for each image given; then the "web" dies: no message is ever sent.
+COMMIT_WITHOUT_SEND = """
+import sys
+from pathlib import Path
+from core.settings import Settings
+from db.files import FileStore
+from db.models import Assessment, utcnow
+from db.session import unit_of_work_factory
+settings = Settings.from_env()
+files, uow = FileStore(settings.files_dir), unit_of_work_factory(settings.database_url)
+for n, image in enumerate(sys.argv[1:]):
+    sha, path = files.put_upload(Path(image).read_bytes())
+    with uow() as work:
+        work.assessments.add(Assessment(image_sha256=sha, image_path=path, sex="MF"[n % 2], sends=1,
+                                        enqueued_at=utcnow(), reference=f"FI-ORPHAN-{n}"))
+        work.commit()
+"""
+
+
 def kill_web_during_burst(service: Service, clients: Clients, monitor: Monitor, burst: int, orphans: int) -> None:
     """SIGKILL gunicorn (master and workers) while a burst of submissions is in flight, and
     commit `orphans` jobs as the web does just before it would send them, then restart it."""
-    from db.files import FileStore
-    from db.models import Assessment, utcnow
-    from db.session import unit_of_work_factory
-
     fault = Fault("SIGKILL web during a burst + commit without send", time.monotonic())
     clients.submit_studies(burst)
     time.sleep(0.15)
     service.web.kill(signal.SIGKILL)
-    files = FileStore(service.settings.files_dir)
-    uow = unit_of_work_factory(service.settings.database_url)
-    for n in range(orphans):
-        image = clients.images[n % len(clients.images)].read_bytes()
-        sha, path = files.put_upload(image)
-        with uow() as work:  # what submit_assessment commits before it sends: sends=1, enqueued_at=now
-            work.assessments.add(Assessment(image_sha256=sha, image_path=path, sex="MF"[n % 2], sends=1,
-                                            enqueued_at=utcnow(), reference=f"FI-ORPHAN-{n}"))
-            work.commit()
+    # Run with the service's code (the copy), as the web would have run it.
+    images = [str(clients.images[n % len(clients.images)]) for n in range(orphans)]
+    subprocess.run([sys.executable, "-c", COMMIT_WITHOUT_SEND, *images], cwd=service.code, env=service.env,
+                   check=True, timeout=120)
     time.sleep(1.0)
     service.web.start()
     service.wait_web()
@@ -583,7 +605,7 @@ def run_mode(mode: str, *, jobs: int = 60, root: Path, model: Path, images: Path
         service.start()
         monitor = Monitor(service.settings.database_url)
         monitor.start()
-        clients = Clients(service.base_url, sorted(images.glob("*.png")))
+        clients = Clients(service.base_url, sorted(images.glob("*.png")), headers=service.auth_headers)
 
         # The studies arrive over about a minute; the faults happen while they do.
         steady = max(jobs - burst, 0)
