@@ -17,6 +17,7 @@ COMMAND_GROUPS = (
     "boneage.service_cli",  # db, up, register-model
     "boneage.training_cli",  # datasets, train-job, models (list, activate, rollback, history)
     "boneage.audit_cli",  # audit run, import-readings, demo-history, remove-demo, export-readings
+    "boneage.users_cli",  # users add, token, revoke, disable, list
 )
 
 

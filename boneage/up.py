@@ -62,6 +62,7 @@ def run(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000, beat: 
     settings.ensure_dirs()
     migrations.upgrade(settings.database_url)
     uow = unit_of_work_factory(settings.database_url)
+    admin_password = _ensure_admin(uow)
     demo_data = settings.datasets_dir / "demo"
     ensure_demo_model(uow=uow, var_dir=settings.var_dir, data_dir=demo_data,
                       model_dir=settings.model_dir, images=settings.demo_images,
@@ -88,6 +89,8 @@ def run(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000, beat: 
         if not _wait_until_serving(url, children, lambda: stopping):
             return _stop(children, exit_code=1)
         print(f"\nboneage is running at {url}  (Ctrl-C stops it)\n", flush=True)
+        if admin_password:
+            print(f"log in as admin with the one-time password printed above: {admin_password}\n", flush=True)
         while not stopping:
             for child in children:
                 _keep_alive(child, env)
@@ -114,6 +117,18 @@ def _keep_alive(child: Child, env: dict[str, str]) -> None:
         child.process = _start(child, env)
         child.restart_at = None
         print(f"restarted {child.name} (pid {child.process.pid})", flush=True)
+
+
+def _ensure_admin(uow) -> str | None:
+    """First start (no users yet): create the administrator and print its password once."""
+    from services.users import ensure_admin
+
+    password = ensure_admin(uow=uow)
+    if password:
+        print(f"created user admin (role admin); one-time password: {password}", flush=True)
+        print("  it is shown only now: log in with it and create the other users "
+              "(`boneage users add NAME --role submitter|reader|admin`)", flush=True)
+    return password
 
 
 def _register_demo_dataset(uow, settings: Settings, folder: Path) -> None:

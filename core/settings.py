@@ -70,6 +70,11 @@ class Settings:
     resend_after_s: float = 300.0
     max_attempts: int = 3
     recover_every_s: float = 60.0
+    # Access control (web.auth): cookies only over HTTPS when true; Flask-Limiter limits
+    # ("N per minute;M per day") on login attempts (per address) and submissions (per user).
+    secure_cookies: bool = False
+    login_rate_limit: str = "10 per minute"
+    submit_rate_limit: str = "120 per minute"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -99,6 +104,9 @@ class Settings:
             resend_after_s=_positive_float(env, "BONEAGE_RESEND_AFTER_S", 300.0),
             max_attempts=_positive_int(env, "BONEAGE_MAX_ATTEMPTS", 3),
             recover_every_s=_positive_float(env, "BONEAGE_RECOVER_EVERY_S", 60.0),
+            secure_cookies=env.get("BONEAGE_SECURE_COOKIES", "").strip().lower() in ("1", "true", "yes"),
+            login_rate_limit=env.get("BONEAGE_LOGIN_RATE_LIMIT") or "10 per minute",
+            submit_rate_limit=env.get("BONEAGE_SUBMIT_RATE_LIMIT") or "120 per minute",
         )
 
     @property
@@ -153,6 +161,9 @@ class Settings:
             "BONEAGE_RESEND_AFTER_S": repr(self.resend_after_s),
             "BONEAGE_MAX_ATTEMPTS": str(self.max_attempts),
             "BONEAGE_RECOVER_EVERY_S": repr(self.recover_every_s),
+            "BONEAGE_SECURE_COOKIES": "1" if self.secure_cookies else "0",
+            "BONEAGE_LOGIN_RATE_LIMIT": self.login_rate_limit,
+            "BONEAGE_SUBMIT_RATE_LIMIT": self.submit_rate_limit,
         }
         if self.device:
             env["BONEAGE_DEVICE"] = self.device

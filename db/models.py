@@ -146,6 +146,8 @@ class Assessment(Base):
     model_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
     queue_wait_seconds: Mapped[float | None] = mapped_column(Float)
     inference_seconds: Mapped[float | None] = mapped_column(Float)
+    # Who submitted it (users.id): a submitter sees only their own studies (web.access).
+    submitted_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
 
     model_version: Mapped[ModelVersion | None] = relationship(lazy="joined")
 
@@ -282,3 +284,7 @@ class ModelActivation(Base):
         values.setdefault("forced", False)
         values.setdefault("action", "activate")
         super().__init__(**values)
+
+
+# The users table, which assessments.submitted_by_id refers to, is part of the same metadata.
+from db import user_models  # noqa: E402,F401

@@ -83,8 +83,11 @@ class AssessmentRepository:
         )
         return result.rowcount == 1
 
-    def recent(self, limit: int = 50) -> list[Assessment]:
+    def recent(self, limit: int = 50, *, submitted_by: int | None = None) -> list[Assessment]:
+        """Newest first; only those `submitted_by` that user id when given."""
         query = select(Assessment).order_by(Assessment.created_at.desc()).limit(limit)
+        if submitted_by is not None:
+            query = query.where(Assessment.submitted_by_id == submitted_by)
         return list(self.session.scalars(query))
 
     def count(self) -> int:

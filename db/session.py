@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from db.audit_repository import AuditRepository, ReadingRepository
 from db.repository import AssessmentRepository, ModelVersionRepository
 from db.training_repository import ActivationRepository, DatasetRepository, TrainingJobRepository
+from db.user_repository import TokenRepository, UserRepository
 
 # What a query raises while the database cannot be reached (PostgreSQL restarting, a
 # dropped connection, SQLite locked past its busy timeout): a moment's outage, not a bug.
@@ -84,6 +85,8 @@ class UnitOfWork:
         self.datasets = DatasetRepository(self.session)
         self.training_jobs = TrainingJobRepository(self.session)
         self.activations = ActivationRepository(self.session)
+        self.users = UserRepository(self.session)
+        self.tokens = TokenRepository(self.session)
         return self
 
     def __exit__(self, *exc_info) -> None:

@@ -179,3 +179,72 @@ def register(settings: Settings, checkpoint, *, activate: bool = True, label: st
 
     return register_model(checkpoint, uow=unit_of_work_factory(settings.database_url), model_dir=settings.model_dir,
                           activate=activate, label=label)
+
+
+# ------------------------------------------------------------ access control (issue 9)
+
+
+def make_user(settings: Settings, role: str = "admin", *, username: str | None = None,
+              password: str | None = None) -> tuple[str, str]:
+    """Create a user through services.users; returns (username, password)."""
+    from db.session import unit_of_work_factory
+    from services.users import add_user
+
+    username = username or f"{role}-{uuid.uuid4().hex[:8]}"
+    user, password = add_user(username, role, uow=unit_of_work_factory(settings.database_url), password=password)
+    return user.username, password
+
+
+def api_token(settings: Settings, role: str = "admin", *, username: str | None = None) -> str:
+    """A bearer token of a new user with `role` (or of the existing `username`)."""
+    from db.session import unit_of_work_factory
+    from services.users import create_token
+
+    uow = unit_of_work_factory(settings.database_url)
+    if username is None or not _user_exists(settings, username):
+        username, _ = make_user(settings, role, username=username)
+    return create_token(username, uow=uow, label="tests")[1]
+
+
+def _user_exists(settings: Settings, username: str) -> bool:
+    from db.session import unit_of_work_factory
+
+    with unit_of_work_factory(settings.database_url)() as work:
+        return work.users.get_by_username(username) is not None
+
+
+def auth_header(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def authed_client(app, role: str = "admin", *, username: str | None = None):
+    """`app.test_client()` whose every request carries a bearer token of a user with `role`
+    (a new user unless `username` names an existing one). The token is `client.token`."""
+    client = app.test_client()
+    client.token = api_token(app.extensions["boneage"].settings, role, username=username)
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {client.token}"
+    return client
+
+
+def browser_login(page, base_url: str, username: str, password: str) -> None:
+    """Log a Playwright page in through the login form."""
+    page.goto(base_url.rstrip("/") + "/login")
+    page.fill("#username", username)
+    page.fill("#password", password)
+    page.click("#login-form button[type=submit]")
+    page.wait_for_url(lambda url: "/login" not in url)
+
+
+def up_admin_password(output: str) -> str:
+    """The one-time admin password that `boneage up` prints on first start."""
+    import re
+
+    match = re.search(r"one-time password: (\S+)", output)
+    if match is None:
+        raise AssertionError(f"`boneage up` printed no one-time password:\n{output[-2000:]}")
+    return match.group(1)
+
+
+def up_admin_token(settings: Settings) -> str:
+    """A bearer token of the admin that `boneage up` created (for tests against `up`)."""
+    return api_token(settings, username="admin")

@@ -54,6 +54,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     api_ext.register_blueprint(training_api.bp)
     api_ext.register_blueprint(audits_api.bp)
     register_error_handlers(app)
+    from web.auth import init_auth
+
+    init_auth(app, settings)  # login, tokens, roles, CSRF, headers, rate limits (issue 9)
 
     @app.get("/healthz")
     def healthz():

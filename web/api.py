@@ -10,6 +10,7 @@ from flask_smorest import Blueprint
 
 from core.status import JobStatus
 from core.submission import parse_submission, uploaded_image
+from web.access import may_see, owner_filter
 from web.dependencies import deps, submit
 from web.errors import RETRY_AFTER_S
 from web.presenters import assessment_json
@@ -54,7 +55,7 @@ def create_assessment():
 def list_assessments():
     limit = min(max(request.args.get("limit", 50, type=int), 1), 200)
     with deps().uow() as uow:
-        return {"assessments": [assessment_json(a) for a in uow.assessments.recent(limit)]}
+        return {"assessments": [assessment_json(a) for a in uow.assessments.recent(limit, submitted_by=owner_filter())]}
 
 
 @bp.get("/assessments/<assessment_id>")
@@ -98,7 +99,7 @@ def image(assessment_id: str):
 
 def _get_or_404(uow, assessment_id: str):
     assessment = uow.assessments.get(assessment_id) if len(assessment_id) <= 32 else None
-    if assessment is None:
+    if assessment is None or not may_see(assessment):  # another's study: as if it did not exist
         abort(404, description=f"There is no assessment with id {assessment_id[:40]!r}.")
     return assessment
 

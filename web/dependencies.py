@@ -30,4 +30,6 @@ def deps() -> Dependencies:
 def submit(submission: Submission) -> str:
     """The one way the web submits a study (the form and the API)."""
     d = deps()
-    return submit_assessment(submission, uow=d.uow, files=d.files, queue=d.queue)
+    from web.access import caller_id
+
+    return submit_assessment(submission, uow=d.uow, files=d.files, queue=d.queue, submitted_by=caller_id())

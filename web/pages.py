@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, redirect, render_template, request, url_for
 
 from web.presenters import DISCLAIMER, assessment_json
+from web.access import may_see, owner_filter
 from web.dependencies import deps, submit
 from core.submission import MAX_AGE_YEARS, parse_submission, uploaded_image
 
@@ -43,7 +44,7 @@ def create():
 @bp.get("/assessments")
 def recent():
     with deps().uow() as uow:
-        items = [assessment_json(a) for a in uow.assessments.recent(50)]
+        items = [assessment_json(a) for a in uow.assessments.recent(50, submitted_by=owner_filter())]
     return render_template("list.html", assessments=items)
 
 
@@ -51,7 +52,7 @@ def recent():
 def assessment(assessment_id: str):
     with deps().uow() as uow:
         found = uow.assessments.get(assessment_id) if len(assessment_id) <= 32 else None
-        if found is None:
+        if found is None or not may_see(found):  # another's study: as if it did not exist
             abort(404, description="There is no assessment with this id.")
         data = assessment_json(found)
     return render_template("assessment.html", a=data, disclaimer=DISCLAIMER)

@@ -11,13 +11,14 @@ import pytest
 from audit_history import SHIFT_WEEK, History, seed_history
 from db.session import unit_of_work_factory
 from openapi_contract import contract_checked
+from helpers import authed_client
 from web import create_app
 
 
 @pytest.fixture
 def client_and_history(embedded_settings):
     history = seed_history(unit_of_work_factory(embedded_settings.database_url), weeks=5, per_week=80)
-    return contract_checked(create_app(embedded_settings)).test_client(), history
+    return authed_client(contract_checked(create_app(embedded_settings))), history
 
 
 def test_audit_api_page_trends_and_exports(client_and_history):

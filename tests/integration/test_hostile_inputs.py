@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from db.session import unit_of_work_factory
-from helpers import make_png, read_queued_tasks
+from helpers import authed_client, make_png, read_queued_tasks
 from openapi_contract import contract_checked
 from web import create_app
 
@@ -111,7 +111,7 @@ ACCEPTED = [
 @pytest.fixture
 def stack(embedded_settings):
     app = contract_checked(create_app(embedded_settings))
-    return embedded_settings, app.test_client()
+    return embedded_settings, authed_client(app)
 
 
 def _post(client, data: bytes, filename: str, **fields):

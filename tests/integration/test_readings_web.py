@@ -12,6 +12,7 @@ from core.status import JobStatus
 from db.models import Assessment
 from db.session import unit_of_work_factory
 from openapi_contract import contract_checked
+from helpers import authed_client
 from web import create_app
 
 
@@ -25,7 +26,7 @@ def app_and_ids(embedded_settings):
                 image_sha256="0" * 64, image_path="uploads/x.png", sex="F", reference=f"STUDY-{index}",
                 status=JobStatus.SUCCEEDED, bone_age_months=100.0 + index, stage="Child")).id)
         work.commit()
-    return contract_checked(create_app(embedded_settings)).test_client(), uow, ids
+    return authed_client(contract_checked(create_app(embedded_settings))), uow, ids
 
 
 def _readings(uow, assessment_id):

@@ -19,7 +19,7 @@ import migrations
 from core.status import JobStatus
 from db.models import Assessment, ModelVersion, utcnow
 from db.session import unit_of_work_factory
-from helpers import make_settings
+from helpers import authed_client, make_settings
 from web import create_app
 
 MODEL_NAME = "demo-0123abcd"
@@ -34,7 +34,7 @@ def settings(tmp_path):
 
 @pytest.fixture
 def client(settings):
-    return create_app(settings).test_client()
+    return authed_client(create_app(settings))
 
 
 @pytest.fixture

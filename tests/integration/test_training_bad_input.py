@@ -11,7 +11,7 @@ import pytest
 from db.models import TrainingJob
 from core.training_status import TrainingStatus
 from db.session import unit_of_work_factory
-from helpers import read_queued_tasks, register
+from helpers import authed_client, read_queued_tasks, register
 from openapi_contract import contract_checked
 from web import create_app
 
@@ -20,7 +20,7 @@ from web import create_app
 def app_and_settings(embedded_settings, synthetic_dataset, tiny_model):
     shutil.copytree(synthetic_dataset, embedded_settings.datasets_dir / "synth")
     register(embedded_settings, tiny_model)
-    client = contract_checked(create_app(embedded_settings)).test_client()
+    client = authed_client(contract_checked(create_app(embedded_settings)))
     assert client.post("/api/v1/datasets", json={"path": "synth"}).status_code == 201
     return client, embedded_settings
 

@@ -11,6 +11,7 @@ import pytest
 
 from db.session import unit_of_work_factory
 from openapi_contract import contract_checked
+from helpers import authed_client
 from web import create_app
 
 TOMORROW_PLUS = (date.today() + timedelta(days=10)).isoformat()
@@ -85,7 +86,7 @@ def assert_nothing_left(settings, queued_tasks):
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
 def test_api_refuses_bad_input(case, app, embedded_settings, png_bytes, queued_tasks):
     _, fields, image, filename, field, words = case
-    response = _post(app.test_client(), "/api/v1/assessments", fields, _resolve(image, png_bytes), filename)
+    response = _post(authed_client(app), "/api/v1/assessments", fields, _resolve(image, png_bytes), filename)
     assert response.status_code == 400
     body = response.get_json()
     assert field in body["fields"]
@@ -97,7 +98,7 @@ def test_api_refuses_bad_input(case, app, embedded_settings, png_bytes, queued_t
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
 def test_form_shows_bad_input_on_the_form(case, app, embedded_settings, png_bytes, queued_tasks):
     _, fields, image, filename, field, words = case
-    response = _post(app.test_client(), "/assessments", fields, _resolve(image, png_bytes), filename)
+    response = _post(authed_client(app), "/assessments", fields, _resolve(image, png_bytes), filename)
     assert response.status_code == 400
     page = response.get_data(as_text=True)
     assert 'id="assessment-form"' in page and 'id="form-errors"' in page
@@ -116,7 +117,7 @@ def test_oversized_upload_is_a_clear_413(url, json, tmp_path, png_bytes, queued_
     migrations.upgrade(settings.database_url)
     big = png_bytes(size=400)  # noise does not compress: ~160 kB > 50 kB
     assert len(big) > settings.max_upload_bytes
-    response = _post(contract_checked(create_app(settings)).test_client(), url, {"sex": "F"}, big, "hand.png")
+    response = _post(authed_client(contract_checked(create_app(settings))), url, {"sex": "F"}, big, "hand.png")
     assert response.status_code == 413
     text = response.get_data(as_text=True)
     assert "too large" in text and "0.05 MB" in text

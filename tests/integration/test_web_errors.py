@@ -12,6 +12,7 @@ import pytest
 from core.settings import Settings
 from db.session import unit_of_work_factory
 from openapi_contract import contract_checked
+from helpers import authed_client
 from web import create_app
 
 
@@ -21,7 +22,7 @@ def app(embedded_settings):
 
 
 def test_unknown_assessment_is_404_in_json_and_html(app):
-    client = app.test_client()
+    client = authed_client(app)
     api = client.get("/api/v1/assessments/0123456789abcdef0123456789abcdef")
     assert api.status_code == 404 and "no assessment" in api.get_json()["error"]
     page = client.get("/assessments/0123456789abcdef0123456789abcdef")
@@ -36,7 +37,7 @@ def test_unexpected_error_shows_no_stack_trace(app, monkeypatch):
         raise RuntimeError("secret internals at /srv/boneage/db.py line 42")
 
     monkeypatch.setattr(AssessmentRepository, "recent", explode)
-    client = app.test_client()
+    client = authed_client(app)
     for url, json in (("/assessments", False), ("/api/v1/assessments", True)):
         response = client.get(url)
         assert response.status_code == 500
@@ -54,7 +55,7 @@ def test_broker_outage_marks_the_job_failed_with_the_reason(tmp_path, png_bytes)
     settings = Settings.from_env({"BONEAGE_VAR_DIR": str(tmp_path / "var"), "BROKER_URL": "redis://127.0.0.1:1/0"})
     settings.ensure_dirs()
     migrations.upgrade(settings.database_url)
-    client = contract_checked(create_app(settings)).test_client()
+    client = authed_client(contract_checked(create_app(settings)))
     response = client.post(
         "/api/v1/assessments",
         data={"image": (io.BytesIO(png_bytes()), "hand.png"), "sex": "F"},
@@ -77,7 +78,7 @@ def test_web_app_never_imports_torch_or_the_model_code(embedded_settings):
         from web import create_app
         app = create_app(Settings.from_env({{"BONEAGE_VAR_DIR": {str(embedded_settings.var_dir)!r}}}))
         client = app.test_client()
-        assert client.get("/").status_code == 200
+        assert client.get("/login").status_code == 200
         assert client.get("/api/v1/openapi.json").status_code == 200
         heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "torchvision", "pytorch_grad_cam")
                        or m in ("training.predict", "training.train", "training.model"))

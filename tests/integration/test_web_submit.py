@@ -10,6 +10,7 @@ import pytest
 
 from db.session import unit_of_work_factory
 from openapi_contract import contract_checked
+from helpers import authed_client
 from web import create_app
 
 
@@ -20,7 +21,7 @@ def app(embedded_settings):
 
 @pytest.fixture
 def client(app):
-    return app.test_client()
+    return authed_client(app)
 
 
 def stored_files(settings):
@@ -120,7 +121,7 @@ def test_healthz(client):
 def test_api_on_postgres_and_redis(service_settings, png_bytes, queued_tasks):
     app = contract_checked(create_app(service_settings))
     declare_all_queues(app)
-    client = app.test_client()
+    client = authed_client(app)
     response = client.post(
         "/api/v1/assessments",
         data={"image": (_io(png_bytes()), "hand.png"), "sex": "F"},
