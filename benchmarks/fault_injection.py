@@ -269,6 +269,8 @@ class Report:
     studies_without_result: int = 0
     faults: list[Fault] = field(default_factory=list)
     kills_mid_task: int = 0
+    result_lines: int = 0  # "assessment <id>: … months" lines in the workers' logs
+    heatmap_files: int = 0
     worker_kills: int = 0
     all_terminal_after_last_fault_s: float | None = None
     wall_s: float = 0.0
@@ -671,6 +673,9 @@ def _count(report: Report, service: Service, clients: Clients, monitor: Monitor)
     won = collections.Counter()
     for worker in service.workers:
         won.update(WON.findall(worker.log()))
+    # Shown in the table, so that a check that found nothing to count cannot pass unseen.
+    report.result_lines = sum(won.values())
+    report.heatmap_files = sum(len(files) for files in heatmaps.values())
     reasons = collections.Counter()
     references = collections.defaultdict(set)
     for row in rows:
@@ -714,6 +719,8 @@ def table(reports: list[Report]) -> str:
         row("failed", [str(r.failed) for r in reports]),
         row("**lost** (not terminal at the end)", [f"**{len(r.lost)}**" for r in reports]),
         row("**run twice** (two results / heatmaps)", [f"**{len(r.doubled)}**" for r in reports]),
+        row("result lines in the workers' logs / heatmap files", [f"{r.result_lines} / {r.heatmap_files}"
+                                                                  for r in reports]),
         row("jobs run more than once (attempts > 1)", [str(r.rerun) for r in reports]),
         row("highest attempts of a job", [str(r.max_attempts_seen) for r in reports]),
         row("studies with no successful job", [str(r.studies_without_result) for r in reports]),

@@ -37,6 +37,7 @@ def _check(report, suite) -> None:
     assert report.lost == [], f"jobs never finished: {report.lost}"
     assert report.doubled == [], f"jobs with two results: {report.doubled}"
     assert report.jobs == report.succeeded + report.failed and report.jobs >= JOBS
+    assert report.result_lines == report.heatmap_files == report.succeeded  # the double-run checks saw every result
     assert report.studies == JOBS and report.studies_without_result == 0
     assert report.worker_kills >= 4 and report.kills_mid_task >= 2, "the workers were not killed mid-assessment"
     for fault in report.faults:
