@@ -4,8 +4,9 @@ A job can lose its message: the web process died between committing the row and
 sending, a worker was killed after taking the message (the filesystem transport
 does not hand it back), or the broker lost it. The sweep finds every assessment
 that is queued, or running in an attempt older than the lease, whose message was
-last sent longer ago than `resend_after`, and sends it again, up to `max_attempts`
-sends or runs; then it fails the job with a reason the user can read. Sending twice
+last sent longer ago than `resend_after` (doubling with each send for a queued job),
+and sends it again, up to `max_attempts` sends or runs; then it fails the job with a
+reason the user can read. Sending twice
 is harmless: run_assessment claims a job only when it is queued or stale, and
 writes only as the attempt that claimed it.
 """
@@ -43,6 +44,8 @@ def recover_assessments(
     with uow() as work:
         jobs = work.assessments.needing_recovery(resend_before=now - resend_after, stale_before=now - lease)
         for job in jobs:
+            if not _due(job, now, resend_after):
+                continue
             reason = _give_up_reason(job, max_attempts)
             if reason is not None:
                 expected_attempt = job.attempts if job.status is JobStatus.RUNNING else None
@@ -61,6 +64,15 @@ def recover_assessments(
         log.warning("recovery: sent %d job(s) again %s, failed %d %s", len(outcome.resent), outcome.resent,
                     len(outcome.failed), outcome.failed)
     return outcome
+
+
+def _due(job, now: datetime, resend_after: timedelta) -> bool:
+    """A queued job waits twice as long before each further send: a job that is only
+    behind a long backlog is not failed for it, while a lost message is still resent."""
+    if job.status is not JobStatus.QUEUED or job.sends <= 1:
+        return True
+    last_sent = job.enqueued_at or job.created_at
+    return last_sent < now - resend_after * 2 ** (job.sends - 1)
 
 
 def _give_up_reason(job, max_attempts: int) -> str | None:

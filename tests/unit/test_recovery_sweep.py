@@ -61,7 +61,7 @@ def test_finished_jobs_are_never_touched():
 def test_past_the_attempt_limit_the_job_fails_with_a_reason():
     uow = FakeUnitOfWork()
     crashed = job(uow, JobStatus.RUNNING, started_ago=timedelta(minutes=7), attempts=3, sends=3)
-    undelivered = job(uow, sends=3)
+    undelivered = job(uow, sends=3, sent_ago=timedelta(minutes=25))  # past 4 x RESEND
     outcome, queue = sweep(uow)
     assert queue.sent == [] and set(outcome.failed) == {crashed.id, undelivered.id}
     assert crashed.status is JobStatus.FAILED and "started 3 times" in crashed.error and crashed.finished_at == NOW
@@ -73,3 +73,11 @@ def test_a_broker_that_is_down_leaves_the_job_for_the_next_sweep():
     lost = job(uow)
     outcome, _ = sweep(uow, FakeQueue(error=ConnectionError("down")))
     assert outcome.resent == [lost.id] and lost.status is JobStatus.QUEUED
+
+
+def test_a_queued_job_waits_twice_as_long_before_each_further_send():
+    uow = FakeUnitOfWork()
+    waited_once = job(uow, sends=2, sent_ago=RESEND + timedelta(minutes=1))  # needs 2 x RESEND
+    waited_enough = job(uow, sends=2, sent_ago=2 * RESEND + timedelta(minutes=1))
+    outcome, queue = sweep(uow)
+    assert queue.sent == [waited_enough.id] and waited_once.sends == 2
