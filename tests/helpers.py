@@ -248,3 +248,29 @@ def up_admin_password(output: str) -> str:
 def up_admin_token(settings: Settings) -> str:
     """A bearer token of the admin that `boneage up` created (for tests against `up`)."""
     return api_token(settings, username="admin")
+
+
+BROWSER_ADMIN = ("browser-admin", "browser admin password")  # what the browser tests log in as
+
+
+def browser_admin(settings: Settings) -> tuple[str, str]:
+    """Create the browser tests' administrator (once per database); returns (user, password)."""
+    if not _user_exists(settings, BROWSER_ADMIN[0]):
+        make_user(settings, "admin", username=BROWSER_ADMIN[0], password=BROWSER_ADMIN[1])
+    return BROWSER_ADMIN
+
+
+def requests_login(base_url: str, username: str, password: str):
+    """A requests.Session logged in through the login form (as a browser would); its
+    `csrf_token` goes in the X-CSRFToken header of writes it sends to the API."""
+    import re
+
+    import requests
+
+    session = requests.Session()
+    page = session.get(base_url.rstrip("/") + "/login", timeout=10).text
+    session.csrf_token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    response = session.post(base_url.rstrip("/") + "/login", timeout=10, allow_redirects=False,
+                            data={"username": username, "password": password, "csrf_token": session.csrf_token})
+    assert response.status_code == 303, f"login failed ({response.status_code}): {response.text[:300]}"
+    return session

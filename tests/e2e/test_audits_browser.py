@@ -11,7 +11,7 @@ from werkzeug.serving import make_server
 import migrations
 from audit_history import SHIFT_WEEK, WEEKS, History, seed_history
 from db.session import unit_of_work_factory
-from helpers import make_settings
+from helpers import BROWSER_ADMIN, browser_admin, browser_login, make_settings
 from services.audits import run_audit
 from web import create_app
 
@@ -29,6 +29,7 @@ def served_audits(tmp_path):
     seed_history(uow)
     for week in range(WEEKS):
         run_audit(*History.week(week), trigger="schedule", uow=uow)
+    browser_admin(settings)  # the pages need a login (web.auth)
     server = make_server("127.0.0.1", 0, create_app(settings), threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -43,6 +44,7 @@ def test_the_audits_page_shows_the_finding_and_the_trend_plots_load(served_audit
         browser = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1200, "height": 2400})
+            browser_login(page, served_audits, *BROWSER_ADMIN)
             page.goto(served_audits + "/audits")
             banner = page.locator("#findings")
             assert banner.is_visible()

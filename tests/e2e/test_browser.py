@@ -10,7 +10,7 @@ import pytest
 from werkzeug.serving import make_server
 
 import migrations
-from helpers import make_settings, register
+from helpers import BROWSER_ADMIN, browser_admin, browser_login, make_settings, register
 from core.model_identity import SYNTHETIC_LABEL
 from web import create_app
 
@@ -34,6 +34,7 @@ def served_app(tmp_path_factory, tiny_model, start_worker):
     migrations.upgrade(settings.database_url)
     register(settings, tiny_model)
     worker = start_worker(settings, "browser-worker")
+    browser_admin(settings)  # the pages need a login (web.auth)
     server = make_server("127.0.0.1", 0, create_app(settings), threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -55,13 +56,14 @@ def browser(chromium_path):
 def test_submit_in_the_browser_and_see_the_heatmap(served_app, browser, synthetic_dataset):
     image = sorted((synthetic_dataset / "boneage-training-dataset").glob("*.png"))[3]
     page = browser.new_page()
+    browser_login(page, served_app, *BROWSER_ADMIN)
     page.goto(served_app + "/")
     page.set_input_files("#image", str(image))
     page.check("input[name=sex][value=M]")
     page.fill("input[name=age_years]", "11")
     page.fill("input[name=age_months]", "4")
     page.fill("#reference", "BROWSER-1")
-    page.click("button[type=submit]")
+    page.click("#assessment-form button[type=submit]")
 
     page.wait_for_url("**/assessments/*")
     assert page.locator("#status").inner_text().strip().startswith(("Queued", "Running", "Done"))
@@ -87,9 +89,10 @@ def test_browser_shows_form_errors(served_app, browser, tmp_path):
     text_file = tmp_path / "notes.png"
     text_file.write_text("not an image")
     page = browser.new_page()
+    browser_login(page, served_app, *BROWSER_ADMIN)
     page.goto(served_app + "/")
     page.set_input_files("#image", str(text_file))
     page.check("input[name=sex][value=F]")
-    page.click("button[type=submit]")
+    page.click("#assessment-form button[type=submit]")
     page.wait_for_selector("#form-errors")
     assert "not an image we can read" in page.locator("#form-errors").inner_text()

@@ -20,7 +20,7 @@ import pytest
 from PIL import Image
 
 import migrations
-from helpers import RSNA_SAMPLE, fresh_postgres_schema, make_settings, register
+from helpers import authed_client, RSNA_SAMPLE, fresh_postgres_schema, make_settings, register
 from core.hashing import sha256_hex
 from core.imageio import sniff_suffix
 from core.model_identity import SYNTHETIC_LABEL, model_name
@@ -35,7 +35,7 @@ class Stack:
         self.settings = settings
         self.worker = worker
         self.app = create_app(settings)
-        self.client = self.app.test_client()
+        self.client = authed_client(self.app)
 
     def row(self, assessment_id):
         with unit_of_work_factory(self.settings.database_url)() as uow:
@@ -256,7 +256,7 @@ def test_missing_model_fails_with_the_reason(tmp_path, tiny_model, start_worker,
     settings = make_settings(tmp_path)
     migrations.upgrade(settings.database_url)
     worker = start_worker(settings, "no-model-worker")
-    client = create_app(settings).test_client()
+    client = authed_client(create_app(settings))
 
     def submit() -> dict:
         response = client.post(

@@ -11,7 +11,7 @@ import pytest
 from werkzeug.serving import make_server
 
 import migrations
-from helpers import WorkerProcess, make_settings, register
+from helpers import BROWSER_ADMIN, browser_admin, browser_login, WorkerProcess, make_settings, register
 from web import create_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -30,6 +30,7 @@ def served(tmp_path, tiny_model):
     generate_dataset(settings.datasets_dir / "tiny", 60, size=64, seed=2, progress=False)
     worker = WorkerProcess(settings, "training", queues=settings.training_queue,
                            env={"OMP_NUM_THREADS": "1"}).start()
+    browser_admin(settings)  # the pages need a login (web.auth)
     server = make_server("127.0.0.1", 0, create_app(settings), threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -50,6 +51,7 @@ def browser(chromium_path):
 
 def test_queue_watch_the_curve_grow_and_cancel_another(served, browser):
     page = browser.new_page()
+    browser_login(page, served, *BROWSER_ADMIN)
     external = []
     page.on("request", lambda request: None if request.url.startswith(served) else external.append(request.url))
     page.goto(served + "/training")
@@ -65,8 +67,8 @@ def test_queue_watch_the_curve_grow_and_cancel_another(served, browser):
     page.wait_for_url("**/training/jobs/*")
 
     # the curve grows while the page polls: first one point per series, then more
-    page.wait_for_function("document.querySelectorAll('#curve circle.point-val_mae').length >= 1", timeout=120_000)
-    page.wait_for_function("document.querySelectorAll('#curve circle.point-val_mae').length >= 2", timeout=120_000)
+    page.locator("#curve circle.point-val_mae").first.wait_for(state="attached", timeout=120_000)
+    page.locator("#curve circle.point-val_mae").nth(1).wait_for(state="attached", timeout=120_000)
     page.wait_for_selector("#report", timeout=180_000)  # the page reloads when the job ends
     assert page.locator("#status-text").inner_text() == "succeeded"
     assert page.locator("#curve circle.point-train_loss").count() == 4
@@ -80,9 +82,9 @@ def test_queue_watch_the_curve_grow_and_cancel_another(served, browser):
     page.fill("#train-form input[name=image_size]", "64")
     page.click("#train-form button[type=submit]")
     page.wait_for_url("**/training/jobs/*")
-    page.wait_for_function("document.querySelectorAll('#curve circle.point-val_mae').length >= 1", timeout=120_000)
+    page.locator("#curve circle.point-val_mae").first.wait_for(state="attached", timeout=120_000)
     page.click("#cancel")
-    page.wait_for_function("document.getElementById('job-status').dataset.status === 'cancelled'", timeout=120_000)
+    page.locator("#job-status[data-status=cancelled]").wait_for(state="attached", timeout=120_000)
     assert page.locator("#resume").count() == 1
 
     page.goto(served + "/models")

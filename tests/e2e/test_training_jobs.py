@@ -23,7 +23,7 @@ import pytest
 
 import migrations
 from db.session import unit_of_work_factory
-from helpers import WorkerProcess, fresh_postgres_schema, make_png, make_settings, register, wait_until_finished
+from helpers import authed_client, WorkerProcess, fresh_postgres_schema, make_png, make_settings, register, wait_until_finished
 from integration.openapi_contract import contract_checked
 from web import create_app
 
@@ -36,7 +36,7 @@ class TrainingStack:
     def __init__(self, settings, workers):
         self.settings = settings
         self.workers = workers
-        self.client = contract_checked(create_app(settings)).test_client()
+        self.client = authed_client(contract_checked(create_app(settings)))
         self.uow = unit_of_work_factory(settings.database_url)
 
     def job(self, job_id: str) -> dict:

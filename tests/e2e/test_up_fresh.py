@@ -19,7 +19,7 @@ import time
 import pytest
 import requests
 
-from helpers import REPO_ROOT
+from helpers import REPO_ROOT, requests_login, up_admin_password
 
 pytestmark = pytest.mark.slow
 
@@ -91,30 +91,35 @@ def test_up_on_an_empty_state_directory_trains_the_demo_model_and_serves(tmp_pat
         generated = sorted((var_dir / "datasets" / "demo" / "boneage-training-dataset").glob("*.png"))
         assert len(generated) == 24
 
+        # Nothing is open anonymously; the administrator logs in with the printed password.
+        assert requests.get(f"{base}/api/v1/assessments", timeout=10).status_code == 401
+        session = requests_login(base, "admin", up_admin_password(out))
+
         image = generated[0].read_bytes()
-        response = requests.post(
+        response = session.post(
             f"{base}/api/v1/assessments",
             files={"image": ("hand.png", image, "image/png")},
             data={"sex": "F", "age_years": "10", "age_months": "0"},
+            headers={"X-CSRFToken": session.csrf_token},
             timeout=30,
         )
         assert response.status_code == 202, response.text
         url = base + response.json()["url"]
 
         def finished() -> bool:
-            return requests.get(url, timeout=10).json()["status"] in ("succeeded", "failed")
+            return session.get(url, timeout=10).json()["status"] in ("succeeded", "failed")
 
         _wait_for(finished, 180, "the assessment did not finish",
                   lambda: (var_dir / "logs" / "worker.log").read_text(errors="replace"))
-        body = requests.get(url, timeout=10).json()
+        body = session.get(url, timeout=10).json()
         assert body["status"] == "succeeded", body["error"]
         model = body["result"]["model"]
         assert model["name"].startswith("demo-") and model["trained_on"] == "synthetic"
         assert model["label"] == SYNTHETIC_LABEL and model["not_for_clinical_use"] is True
         assert body["result"]["bone_age"] and body["result"]["stage"] in ("Child", "Adolescent", "Adult")
-        page = requests.get(base + body["page_url"], timeout=10).text
+        page = session.get(base + body["page_url"], timeout=10).text
         assert SYNTHETIC_LABEL in page and model["name"] in page
-        heatmap = requests.get(base + body["result"]["heatmap_url"], timeout=10)
+        heatmap = session.get(base + body["result"]["heatmap_url"], timeout=10)
         assert heatmap.status_code == 200 and heatmap.content.startswith(b"\x89PNG")
     finally:
         if process.poll() is None:

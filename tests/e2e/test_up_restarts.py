@@ -17,7 +17,7 @@ import pytest
 import requests
 
 import migrations
-from helpers import REPO_ROOT, make_png, make_settings, register
+from helpers import REPO_ROOT, api_token, auth_header, make_png, make_settings, register
 
 pytestmark = pytest.mark.slow
 
@@ -54,6 +54,7 @@ def test_a_killed_worker_is_restarted_and_the_service_keeps_working(tmp_path, ti
     settings = make_settings(tmp_path)
     migrations.upgrade(settings.database_url)
     register(settings, tiny_model)
+    headers = auth_header(api_token(settings, "submitter"))
     port = _free_port()
     env = {**os.environ, **settings.to_env(), "PYTHONUNBUFFERED": "1", "BONEAGE_DEVICE": "cpu"}
     process = subprocess.Popen([sys.executable, "-m", "boneage", "up", "--port", str(port), "--no-beat"],
@@ -72,11 +73,11 @@ def test_a_killed_worker_is_restarted_and_the_service_keeps_working(tmp_path, ti
         os.kill(web_pid, 0)  # the web server was left alone
         assert requests.get(f"{base}/healthz", timeout=5).status_code == 200
 
-        response = requests.post(f"{base}/api/v1/assessments", data={"sex": "M"},
+        response = requests.post(f"{base}/api/v1/assessments", data={"sex": "M"}, headers=headers,
                                  files={"image": ("hand.png", io.BytesIO(make_png(128)), "image/png")}, timeout=10)
         assert response.status_code == 202
         deadline = time.monotonic() + 120
-        while (body := requests.get(base + response.json()["url"], timeout=5).json())["status"] not in (
+        while (body := requests.get(base + response.json()["url"], headers=headers, timeout=5).json())["status"] not in (
                 "succeeded", "failed"):
             assert time.monotonic() < deadline, "the job did not finish after the worker was restarted"
             time.sleep(0.5)

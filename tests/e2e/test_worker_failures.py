@@ -12,7 +12,7 @@ import pytest
 
 import migrations
 from db.session import unit_of_work_factory
-from helpers import make_png, make_settings, read_queued_tasks, register
+from helpers import authed_client, make_png, make_settings, read_queued_tasks, register
 from services.queue import ASSESS_TASK, make_celery
 from web import create_app
 
@@ -78,7 +78,7 @@ def test_an_unknown_assessment_id_is_logged_and_dropped_and_the_worker_keeps_ser
         assert uow.assessments.get(unknown) is None  # nothing was created for it
         assert uow.assessments.count() == 0
 
-    client = create_app(settings).test_client()
+    client = authed_client(create_app(settings))
     body = wait_finished(client, submit(client), timeout=120)
     assert body["status"] == "succeeded", f"{body['error']}\n{worker.log()[-3000:]}"
     assert worker.process.poll() is None
@@ -92,7 +92,7 @@ def test_a_checkpoint_changed_after_registration_fails_the_job_with_the_reason(
     model = register(settings, tiny_model)
     with model.checkpoint_path.open("ab") as checkpoint:
         checkpoint.write(b"tampered")  # the registered copy no longer has the registered hash
-    client = create_app(settings).test_client()
+    client = authed_client(create_app(settings))
     worker = start_worker(settings, "changed-checkpoint-worker")
 
     body = wait_finished(client, submit(client), timeout=120)
@@ -107,7 +107,7 @@ def test_an_upload_deleted_before_the_worker_runs_fails_the_job_with_the_reason(
 ):
     register(settings, tiny_model)
     declare_queues(settings)
-    client = create_app(settings).test_client()
+    client = authed_client(create_app(settings))
     assessment_id = submit(client)
     assert [name for name, _ in read_queued_tasks(settings)] == [ASSESS_TASK]
     with unit_of_work_factory(settings.database_url)() as uow:
