@@ -162,9 +162,15 @@ def security_headers(response):
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers.setdefault("Referrer-Policy", "same-origin")
-    if request.endpoint not in ("static", "api-docs.openapi_json", "healthz"):
-        response.headers.setdefault("Cache-Control", "private, no-store") if response.mimetype in (
-            "text/html", "application/json") else None
+    if request.endpoint not in PUBLIC_ENDPOINTS:
+        # A study's pages and images are for the caller only: never kept by a shared cache.
+        if response.mimetype in ("text/html", "application/json"):
+            response.headers.setdefault("Cache-Control", "private, no-store")
+        elif response.cache_control.public:
+            response.cache_control.public = False
+            response.cache_control.private = True
+        response.vary.add("Authorization")
+        response.vary.add("Cookie")
     return response
 
 

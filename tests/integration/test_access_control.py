@@ -256,3 +256,13 @@ def test_revoked_tokens_and_disabled_users_are_refused(world):
     disable_user(username, uow=uow)
     assert client.get("/api/v1/assessments", headers=auth_header(token)).status_code == 401
     assert browser.get("/assessments").status_code == 302  # the session ends too
+
+
+def test_a_studys_pages_and_images_are_never_kept_by_a_shared_cache(world):
+    _settings, app, tokens, ids = world
+    client = app.test_client()
+    for url in (f"/api/v1/assessments/{ids['submitter']}/image.png", f"/assessments/{ids['submitter']}",
+                f"/api/v1/assessments/{ids['submitter']}"):
+        response = client.get(url, headers=auth_header(tokens["submitter"]))
+        assert response.status_code == 200
+        assert "private" in response.headers["Cache-Control"] and "public" not in response.headers["Cache-Control"]
