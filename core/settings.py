@@ -27,6 +27,8 @@ DATABASE_URL and BROKER_URL to run the same code on PostgreSQL and Redis.
     BONEAGE_RESEND_AFTER_S  300              (a queued assessment not started this long after
                                               its message was sent is sent again)
     BONEAGE_MAX_ATTEMPTS    3                (then the assessment fails with the reason)
+    BONEAGE_RETENTION_DAYS  unset            (delete a finished study's images after N days;
+                                              the numbers are kept)
     BONEAGE_RECOVER_EVERY_S 60               (beat's recovery sweep period, seconds)
 """
 
@@ -69,6 +71,7 @@ class Settings:
     assessment_lease_s: float = 360.0
     resend_after_s: float = 300.0
     max_attempts: int = 3
+    retention_days: int | None = None  # None: images are kept
     recover_every_s: float = 60.0
     # Access control (web.auth): cookies only over HTTPS when true; Flask-Limiter limits
     # ("N per minute;M per day") on login attempts (per address) and submissions (per user).
@@ -103,6 +106,7 @@ class Settings:
             assessment_lease_s=_positive_float(env, "BONEAGE_ASSESSMENT_LEASE_S", 360.0),
             resend_after_s=_positive_float(env, "BONEAGE_RESEND_AFTER_S", 300.0),
             max_attempts=_positive_int(env, "BONEAGE_MAX_ATTEMPTS", 3),
+            retention_days=_positive_int(env, "BONEAGE_RETENTION_DAYS", 0) or None,
             recover_every_s=_positive_float(env, "BONEAGE_RECOVER_EVERY_S", 60.0),
             secure_cookies=env.get("BONEAGE_SECURE_COOKIES", "").strip().lower() in ("1", "true", "yes"),
             login_rate_limit=env.get("BONEAGE_LOGIN_RATE_LIMIT") or "10 per minute",
@@ -160,6 +164,7 @@ class Settings:
             "BONEAGE_ASSESSMENT_LEASE_S": repr(self.assessment_lease_s),
             "BONEAGE_RESEND_AFTER_S": repr(self.resend_after_s),
             "BONEAGE_MAX_ATTEMPTS": str(self.max_attempts),
+            "BONEAGE_RETENTION_DAYS": str(self.retention_days or ""),
             "BONEAGE_RECOVER_EVERY_S": repr(self.recover_every_s),
             "BONEAGE_SECURE_COOKIES": "1" if self.secure_cookies else "0",
             "BONEAGE_LOGIN_RATE_LIMIT": self.login_rate_limit,

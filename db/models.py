@@ -128,6 +128,8 @@ class Assessment(Base):
     # The upload, stored under the files directory by content hash.
     image_sha256: Mapped[str] = mapped_column(String(64))
     image_path: Mapped[str] = mapped_column(Text)  # relative to BONEAGE_FILES_DIR
+    # Set when the retention policy deleted the upload and heatmap (the numbers stay).
+    images_deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     # What the submitter told us.
     sex: Mapped[str] = mapped_column(String(1))

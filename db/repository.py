@@ -68,6 +68,25 @@ class AssessmentRepository:
         ).order_by(Assessment.created_at)
         return list(self.session.scalars(query))
 
+    def images_to_delete(self, *, finished_before: datetime) -> list[Assessment]:
+        """Finished jobs older than the retention period whose images are still stored."""
+        query = select(Assessment).where(
+            Assessment.status.in_([JobStatus.SUCCEEDED, JobStatus.FAILED]),
+            Assessment.finished_at < finished_before,
+            Assessment.images_deleted_at.is_(None),
+        )
+        return list(self.session.scalars(query))
+
+    def image_still_needed(self, image_path: str, *, finished_before: datetime) -> bool:
+        """Uploads are stored once per content: another job within the retention period
+        (or not finished) may still use the same file."""
+        query = select(func.count()).select_from(Assessment).where(
+            Assessment.image_path == image_path,
+            Assessment.images_deleted_at.is_(None),
+            or_(Assessment.finished_at.is_(None), Assessment.finished_at >= finished_before),
+        )
+        return (self.session.scalar(query) or 0) > 0
+
     def record_send(self, assessment: Assessment, *, now: datetime) -> bool:
         """Count one more send of the job's message; False if the job changed since read."""
         return self._update(

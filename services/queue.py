@@ -15,6 +15,7 @@ from core.settings import Settings
 
 ASSESS_TASK = "boneage.assess"
 AUDIT_TASK = "boneage.audit"
+RETENTION_TASK = "boneage.delete-expired-images"  # daily, when BONEAGE_RETENTION_DAYS is set
 RECOVER_TASK = "boneage.recover"  # every minute and at worker start: jobs that lost their message
 RECOVER_EVERY_S = 60  # the default of BONEAGE_RECOVER_EVERY_S (Settings.recover_every_s)
 TRAIN_TASK = "boneage.train"  # on its own queue: a long training never delays assessments
@@ -59,6 +60,7 @@ def celery_config(settings: Settings) -> dict:
             ASSESS_TASK: {"queue": settings.inference_queue},
             AUDIT_TASK: {"queue": settings.cpu_queue},
             RECOVER_TASK: {"queue": settings.cpu_queue},
+            RETENTION_TASK: {"queue": settings.cpu_queue},
             TRAIN_TASK: {"queue": settings.training_queue},
         },
         # Publishing fails fast (about a second) when the broker is down, so the web
@@ -87,6 +89,12 @@ def celery_config(settings: Settings) -> dict:
         },
         "beat_schedule_filename": str(settings.beat_schedule_path),
     }
+    if settings.retention_days:
+        config["beat_schedule"]["delete-expired-images"] = {
+            "task": RETENTION_TASK,
+            "schedule": crontab(hour=3, minute=30),
+            "options": {"queue": settings.cpu_queue, "expires": 3600},
+        }
     if settings.embedded:
         messages = str(settings.queue_messages_dir)
         config["broker_transport_options"] = {

@@ -74,6 +74,9 @@ def get_assessment(assessment_id: str):
 def heatmap(assessment_id: str):
     with deps().uow() as uow:
         assessment = _get_or_404(uow, assessment_id)
+        if assessment.images_deleted_at is not None:
+            abort(404, description=f"The heatmap was deleted on {assessment.images_deleted_at:%Y-%m-%d} under the "
+                                   "retention policy; the results are kept.")
         if not assessment.heatmap_path:
             abort(404, description=f"There is no heatmap for this assessment (status: {assessment.status}).")
         path = deps().files.path(assessment.heatmap_path)
@@ -88,7 +91,11 @@ def heatmap(assessment_id: str):
 @bp.alt_response(404, schema=ErrorSchema, description="No such assessment.")
 def image(assessment_id: str):
     with deps().uow() as uow:
-        relative = _get_or_404(uow, assessment_id).image_path
+        assessment = _get_or_404(uow, assessment_id)
+        relative, deleted_at = assessment.image_path, assessment.images_deleted_at
+    if deleted_at is not None:
+        abort(404, description=f"The radiograph was deleted on {deleted_at:%Y-%m-%d} under the retention policy; "
+                               "the results are kept.")
     files = deps().files
     if not files.exists(relative):
         abort(404, description="The uploaded image is missing from the file store.")

@@ -114,6 +114,7 @@ def assessment_json(assessment: Assessment) -> dict:
         "created_at": _iso(assessment.created_at),
         "started_at": _iso(assessment.started_at),
         "finished_at": _iso(assessment.finished_at),
+        "images_deleted_at": _iso(assessment.images_deleted_at),
         "error": assessment.error,
         "sex": assessment.sex,
         "chronological_age_months": assessment.chronological_age_months,

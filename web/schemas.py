@@ -106,6 +106,7 @@ class AssessmentSchema(Schema):
     created_at = _datetime()
     started_at = _datetime(nullable=True)
     finished_at = _datetime(nullable=True)
+    images_deleted_at = _datetime(nullable=True)
     error = _always(fields.String, nullable=True, description="Why the job failed.")
     sex = _always(fields.String, validate=OneOf(SEXES))
     chronological_age_months = _always(fields.Float, nullable=True)

@@ -12,8 +12,9 @@ from db.session import unit_of_work_factory
 from services.assessments import run_assessment
 from services.audits import run_scheduled_audit
 from services.predictors import PredictorCache
-from services.queue import ASSESS_TASK, AUDIT_TASK, RECOVER_TASK, TRAIN_TASK, CeleryTaskQueue
+from services.queue import ASSESS_TASK, AUDIT_TASK, RECOVER_TASK, RETENTION_TASK, TRAIN_TASK, CeleryTaskQueue
 from services.recovery import recover_assessments
+from services.retention import delete_expired_images
 from services.training_jobs import run_training_job
 from worker.celery_app import celery, settings
 
@@ -40,6 +41,15 @@ def recover() -> dict:
                                   resend_after=timedelta(seconds=settings.resend_after_s),
                                   max_attempts=settings.max_attempts)
     return {"resent": outcome.resent, "failed": outcome.failed}
+
+
+@celery.task(name=RETENTION_TASK)
+def delete_expired() -> list[str]:
+    """Delete the images of studies older than the retention period (the numbers stay)."""
+    if not settings.retention_days:
+        return []
+    return delete_expired_images(uow=_uow(), files=FileStore(settings.files_dir),
+                                 retention=timedelta(days=settings.retention_days))
 
 
 @celery.task(name=AUDIT_TASK)

@@ -61,6 +61,14 @@ class FakeAssessments:
             key=lambda a: a.created_at,
         )
 
+    def images_to_delete(self, *, finished_before) -> list[Assessment]:
+        return [a for a in self.rows.values() if a.status.finished and a.finished_at is not None
+                and a.finished_at < finished_before and a.images_deleted_at is None]
+
+    def image_still_needed(self, image_path: str, *, finished_before) -> bool:
+        return any(a.image_path == image_path and a.images_deleted_at is None
+                   and (a.finished_at is None or a.finished_at >= finished_before) for a in self.rows.values())
+
     def record_send(self, assessment: Assessment, *, now) -> bool:
         row = self.rows.get(assessment.id)
         if row is None:
