@@ -141,7 +141,8 @@ def _clean(value) -> Any:
 
 
 def _row_metrics(series, params: AuditParameters, *, what: str = "readings") -> dict[str, Any]:
-    n = int(series["n"])
+    # MetricFrame lists every combination of two features, the empty ones with NaN.
+    n = 0 if _clean(series["n"]) is None else int(series["n"])
     if n < params.min_group_readings:
         return too_few(n, params.min_group_readings, what)
     out = {name: _clean(series[name]) for name in METRIC_NAMES}

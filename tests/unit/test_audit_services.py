@@ -140,3 +140,20 @@ def test_findings_thresholds():
     kinds = [(f["kind"], f["group"]) for f in findings_for({"versions": [], "monitoring": monitoring}, params)]
     assert kinds == [("failure_rate", "all"), ("drift", "x")]
     assert findings_for({"versions": [{"too_few": True}]}, params) == []
+
+
+def test_an_empty_sex_and_age_band_combination_is_reported_as_too_few_not_a_crash():
+    """Found by running the demonstration history: MetricFrame lists every combination of
+    two features, the empty ones with NaN counts."""
+    from services.audit_metrics import AuditRow, accuracy
+
+    start = datetime(2026, 11, 1, tzinfo=timezone.utc)
+    rows = [AuditRow(id=str(i), created_at=start, status="succeeded", sex=sex, chronological_age_months=age,
+                     bone_age_months=age + 5.0, model_version_id=1, readings=[age])
+            for i, (sex, age) in enumerate([("F", 30.0 + i % 10) for i in range(20)]   # girls: 2-3 y only
+                                           + [("M", 150.0 + i % 10) for i in range(20)])]  # boys: 12-13 y only
+    result = accuracy(rows, AuditParameters(n_boot=20))
+    assert result["n"] == 40 and result["overall"]["mae"] == pytest.approx(5.0)
+    by = result["by_sex_age_band"]
+    assert all(value.get("n", 0) in (0, 20) for value in by.values())
+    assert any(value.get("n") == 0 for value in by.values()), "the empty combinations are listed as too few"
