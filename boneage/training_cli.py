@@ -16,6 +16,7 @@ import getpass
 import sys
 import time
 
+from core.dates import parse_when
 from core.errors import UserFacingError
 from core.settings import Settings
 
@@ -249,23 +250,11 @@ def models_rollback(args) -> int:
     return 0
 
 
-def _when(value: str | None, name: str):
-    from datetime import datetime, timezone
-
-    if not value:
-        return None
-    try:
-        when = datetime.fromisoformat(value)
-    except ValueError:
-        raise UserFacingError(f"--{name} must be an ISO date or time, e.g. 2026-11-28 or 2026-11-28T14:00") from None
-    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
-
-
 def models_history(args) -> int:
     from services.promotion import activation_history, served_between
 
     uow = _uow(_settings())
-    since, until = _when(args.since, "since"), _when(args.until, "until")
+    since, until = parse_when(args.since, "--since"), parse_when(args.until, "--until")
     if since is not None:
         print(f"served between {since:%Y-%m-%d %H:%M} and {until:%Y-%m-%d %H:%M} UTC:" if until else
               f"served since {since:%Y-%m-%d %H:%M} UTC:")

@@ -191,28 +191,23 @@ def _dir(env: Mapping[str, str], name: str, default: Path) -> Path:
 
 
 def _positive_float(env: Mapping[str, str], name: str, default: float) -> float:
-    value = env.get(name)
-    if not value:
-        return default
-    try:
-        number = float(value)
-    except ValueError:
-        number = -1.0
-    if number <= 0:
-        raise UserFacingError(f"{name} must be a positive number, got {value!r}")
-    return number
+    return _positive(env, name, default, float, "a positive number")
 
 
 def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    return _positive(env, name, default, int, "a positive whole number")
+
+
+def _positive(env: Mapping[str, str], name: str, default, parse, what: str):
     value = env.get(name)
     if not value:
         return default
     try:
-        number = int(value)
+        number = parse(value)
     except ValueError:
         number = -1
     if number <= 0:
-        raise UserFacingError(f"{name} must be a positive whole number, got {value!r}")
+        raise UserFacingError(f"{name} must be {what}, got {value!r}")
     return number
 
 

@@ -41,11 +41,15 @@ TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
 STATUS_VALUES = tuple(status.value for status in JobStatus)
 
 
+def sources_in(transitions: dict, target) -> frozenset:
+    """The states a job may be in for a move to `target` to be allowed by `transitions`."""
+    return frozenset(state for state, targets in transitions.items() if target in targets)
+
+
 def can_transition(current: JobStatus | str, target: JobStatus | str) -> bool:
     return JobStatus(target) in TRANSITIONS[JobStatus(current)]
 
 
 def sources_of(target: JobStatus | str) -> frozenset[JobStatus]:
     """The statuses a job may be in for a move to `target` to be allowed."""
-    target = JobStatus(target)
-    return frozenset(status for status, targets in TRANSITIONS.items() if target in targets)
+    return sources_in(TRANSITIONS, JobStatus(target))

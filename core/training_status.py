@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import enum
 
+from core.status import sources_in
+
 
 class TrainingStatus(str, enum.Enum):
     QUEUED = "queued"
@@ -70,5 +72,4 @@ def can_transition(current: TrainingStatus | str, target: TrainingStatus | str) 
 
 
 def sources_of(target: TrainingStatus | str) -> frozenset[TrainingStatus]:
-    target = TrainingStatus(target)
-    return frozenset(s for s, targets in TRAINING_TRANSITIONS.items() if target in targets)
+    return sources_in(TRAINING_TRANSITIONS, TrainingStatus(target))

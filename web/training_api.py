@@ -5,11 +5,10 @@ the access-control work."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 from flask import request
 from flask_smorest import Blueprint
 
+from core.dates import parse_when
 from core.errors import Conflict, NotFound, UserFacingError
 from services.datasets import list_datasets, register_dataset
 from services.promotion import activation_history, promote_model, rollback_model, served_between
@@ -224,16 +223,6 @@ def rollback_model_route():
 def _model_body(name: str) -> dict:
     with deps().uow() as work:
         return model_version_json(work.models.get_by_name(name))
-
-
-def parse_when(value: str | None, name: str) -> datetime | None:
-    if not value:
-        return None
-    try:
-        when = datetime.fromisoformat(value)
-    except ValueError:
-        raise UserFacingError(f"{name} must be an ISO 8601 date or time, got {value[:40]!r}") from None
-    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
 
 
 @bp.get("/model-activations")

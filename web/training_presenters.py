@@ -7,9 +7,9 @@ from datetime import datetime
 
 from flask import url_for
 
-from core.model_identity import model_label
 from core.training_status import TrainingStatus
 from db.models import TrainingJob
+from web.presenters import model_json
 
 
 def iso(value: datetime | None) -> str | None:
@@ -91,11 +91,7 @@ def _regression(metrics: dict) -> dict:
 def model_version_json(model, job_id: str | None = None) -> dict:
     metrics = model.metrics or {}
     return {
-        "name": model.name,
-        "recipe": model.recipe,
-        "trained_on": model.trained_on,
-        "label": model_label(model.label, synthetic=model.synthetic),
-        "not_for_clinical_use": model.synthetic,
+        **model_json(model),
         "is_active": model.is_active,
         "created_at": iso(model.created_at),
         "metrics": _regression(metrics),
