@@ -105,8 +105,8 @@ def run_assessment(
     try:
         model = _active_model(uow)
         predictor = predictors.get(model)
-        image = _stored_image(files, image_path)
-        rejection = check_radiograph(files.read(image_path), image)
+        data, image = _stored_image(files, image_path)
+        rejection = check_radiograph(data, image)
         if rejection is not None:
             log.info("assessment %s: image rejected (%s)", assessment_id, rejection.code)
             raise JobFailed(f"The image was not assessed: {rejection.reason}")
@@ -178,6 +178,7 @@ def _active_model(uow) -> ActiveModel:
 
 
 def _stored_image(files, image_path: str):
+    """The stored upload's bytes and decoded pixels, each read once."""
     try:
         data = files.read(image_path)
     except FileNotFoundError:
@@ -185,7 +186,7 @@ def _stored_image(files, image_path: str):
             "The uploaded image is missing from the file store. Please submit the study again."
         ) from None
     try:
-        return decode_image(data)
+        return data, decode_image(data)
     except ImageDecodeError as exc:
         raise JobFailed(f"The stored image could not be read: {exc}.") from None
 
