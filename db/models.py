@@ -130,6 +130,11 @@ class Assessment(Base):
     image_path: Mapped[str] = mapped_column(Text)  # relative to BONEAGE_FILES_DIR
     # Set when the retention policy deleted the upload and heatmap (the numbers stay).
     images_deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Made once at submission (db/files.py): the normalised, downscaled 8-bit copy the
+    # worker reads, and the display-size copy /image.png serves. Null for studies
+    # submitted before they existed (the original is used then).
+    working_image_path: Mapped[str | None] = mapped_column(Text)
+    display_image_path: Mapped[str | None] = mapped_column(Text)
 
     # What the submitter told us.
     sex: Mapped[str] = mapped_column(String(1))
@@ -145,6 +150,10 @@ class Assessment(Base):
     bone_age_low_months: Mapped[float | None] = mapped_column(Float)
     bone_age_high_months: Mapped[float | None] = mapped_column(Float)
     interval_confidence: Mapped[float | None] = mapped_column(Float)
+    # The model's out-of-distribution score for the image (null when it does not measure
+    # one), and short notes shown with the result (e.g. that the film was rotated).
+    ood_score: Mapped[float | None] = mapped_column(Float)
+    result_notes: Mapped[list | None] = mapped_column(JSON)
     model_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
     queue_wait_seconds: Mapped[float | None] = mapped_column(Float)
     inference_seconds: Mapped[float | None] = mapped_column(Float)
