@@ -48,6 +48,12 @@ def _brush_table() -> dict[str, list[tuple[float, float, float]]]:
     return table
 
 
+def reference_rows(sex: str) -> list[tuple[float, float, float]]:
+    """The Brush table for a sex: (chronological age, mean skeletal age, SD) in months,
+    youngest first (the growth chart draws its mean and ±2 SD band from these)."""
+    return list(_brush_table()[normalise_sex(sex)])
+
+
 def compare_with_chronological_age(
     bone_age_months: float, chronological_age_months: float, sex: str,
     interval: tuple[float, float] | None = None,

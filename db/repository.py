@@ -112,6 +112,19 @@ class AssessmentRepository:
     def count(self) -> int:
         return self.session.scalar(select(func.count()).select_from(Assessment)) or 0
 
+    def series(self, reference: str, sex: str, *, created_up_to: datetime,
+               submitted_by: int | None = None) -> list[Assessment]:
+        """A child's succeeded studies for the growth chart: the same pseudonymous reference
+        and sex, created no later than `created_up_to`, oldest first; only those
+        `submitted_by` that user id when given (a submitter sees only their own)."""
+        query = select(Assessment).where(
+            Assessment.reference == reference, Assessment.sex == sex,
+            Assessment.status == JobStatus.SUCCEEDED, Assessment.created_at <= created_up_to,
+        ).order_by(Assessment.created_at, Assessment.id)
+        if submitted_by is not None:
+            query = query.where(Assessment.submitted_by_id == submitted_by)
+        return list(self.session.scalars(query))
+
 class ModelVersionRepository:
     def __init__(self, session: Session):
         self.session = session

@@ -33,6 +33,14 @@ class FakeAssessments:
     def count(self) -> int:
         return len(self.rows)
 
+    def series(self, reference: str, sex: str, *, created_up_to, submitted_by: int | None = None) -> list[Assessment]:
+        return sorted(
+            (a for a in self.rows.values()
+             if a.reference == reference and a.sex == sex and a.status is JobStatus.SUCCEEDED
+             and a.created_at <= created_up_to and (submitted_by is None or a.submitted_by_id == submitted_by)),
+            key=lambda a: (a.created_at, a.id),
+        )
+
     def claim(self, assessment: Assessment, *, now, stale_before) -> int | None:
         row = self.rows[assessment.id]
         stale = row.status is JobStatus.RUNNING and row.started_at < stale_before
