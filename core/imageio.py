@@ -1,9 +1,9 @@
 """Decoding radiographs from what users have into one grayscale float array.
 
 Accepted: 8- and 16-bit grayscale PNG, JPEG, RGB(A) images of any size, and DICOM
-(MONOCHROME1 is inverted so bone is always bright). Everything else, and absurdly
-large images (decompression bombs), raises ImageDecodeError with a message that
-says what was wrong.
+(core.dicom: modality and VOI LUTs applied, MONOCHROME1 inverted so bone is always
+bright). Everything else, and absurdly large images (decompression bombs), raises
+ImageDecodeError with a message that says what was wrong.
 """
 
 from __future__ import annotations
@@ -48,7 +48,9 @@ def decode_image(source: bytes | str | Path) -> np.ndarray:
     if not data:
         raise ImageDecodeError("the file is empty")
     if is_dicom(data):
-        return _decode_dicom(data)
+        from core.dicom import decode_dicom  # pydicom is imported only for DICOM uploads
+
+        return decode_dicom(data)
     return _decode_pillow(data)
 
 
@@ -101,28 +103,3 @@ def _to_gray_float(image: Image.Image) -> np.ndarray:
     if image.mode in {"RGBA", "LA", "PA"} or (image.mode == "P" and "transparency" in image.info):
         image = image.convert("RGBA").convert("RGB")
     return np.asarray(image.convert("L"), dtype=np.float32) / 255.0
-
-
-def _decode_dicom(data: bytes) -> np.ndarray:
-    import pydicom
-
-    try:
-        dataset = pydicom.dcmread(io.BytesIO(data))
-        rows, cols = int(dataset.Rows), int(dataset.Columns)
-        _check_size(cols, rows)
-        array = dataset.pixel_array.astype(np.float32)
-    except ImageDecodeError:
-        raise
-    except Exception as exc:  # pydicom raises many types for bad files
-        raise ImageDecodeError(f"the DICOM file has no readable image ({exc})") from exc
-    if array.ndim == 3:  # multi-frame or colour: take the first frame / mean channel
-        array = array[0] if array.shape[-1] not in (3, 4) else array[..., :3].mean(axis=-1)
-    slope = float(getattr(dataset, "RescaleSlope", 1) or 1)
-    intercept = float(getattr(dataset, "RescaleIntercept", 0) or 0)
-    array = array * slope + intercept
-    lo, hi = float(array.min()), float(array.max())
-    array = (array - lo) / (hi - lo) if hi > lo else np.zeros_like(array)
-    if str(getattr(dataset, "PhotometricInterpretation", "")).upper() == "MONOCHROME1":
-        array = 1.0 - array
-    return array.astype(np.float32)
-

@@ -274,3 +274,51 @@ def requests_login(base_url: str, username: str, password: str):
                             data={"username": username, "password": password, "csrf_token": session.csrf_token})
     assert response.status_code == 303, f"login failed ({response.status_code}): {response.text[:300]}"
     return session
+
+
+# ------------------------------------------------------------------ DICOM (issue 11)
+
+
+def make_dicom(pixels=None, *, photometric: str = "MONOCHROME2", bits_stored: int = 12, signed: bool = False,
+               modality: str = "DX", frames: int = 1, **tags) -> bytes:
+    """A DICOM Part 10 file built in memory with pydicom: `pixels` (a 2-D integer array; by
+    default a radiograph-like blob with 12-bit values) as an uncompressed, explicit VR little
+    endian DX image (Digital X-Ray Image Storage). Keyword arguments are further tags by
+    keyword (PatientName="Doe^Jane", RescaleSlope=2, WindowCenter=..., VOILUTSequence=...)."""
+    import io
+
+    import numpy as np
+    import pydicom
+    from pydicom.dataset import FileDataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    if pixels is None:
+        yy, xx = np.mgrid[0:96, 0:96] / 96
+        blob = np.exp(-(((xx - 0.5) / 0.18) ** 2 + ((yy - 0.55) / 0.28) ** 2))
+        pixels = np.round((0.08 + 0.7 * blob) * (2**bits_stored - 1)).astype(np.int64)
+    pixels = np.asarray(pixels)
+    bits_allocated = 8 if bits_stored <= 8 else 16
+    dtype = {(8, False): np.uint8, (8, True): np.int8, (16, False): np.uint16, (16, True): np.int16}[
+        (bits_allocated, signed)]
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1.1"  # Digital X-Ray Image Storage - For Presentation
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    dataset = FileDataset(None, {}, file_meta=meta, preamble=b"\0" * 128)
+    dataset.SOPClassUID, dataset.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    dataset.StudyInstanceUID, dataset.SeriesInstanceUID = generate_uid(), generate_uid()
+    dataset.Modality = modality
+    dataset.Rows, dataset.Columns = pixels.shape[-2:]
+    dataset.SamplesPerPixel = 1
+    dataset.PhotometricInterpretation = photometric
+    dataset.BitsAllocated, dataset.BitsStored, dataset.HighBit = bits_allocated, bits_stored, bits_stored - 1
+    dataset.PixelRepresentation = int(signed)
+    if frames > 1:
+        dataset.NumberOfFrames = frames
+        pixels = np.stack([pixels] * frames)
+    dataset.PixelData = pixels.astype(dtype).tobytes()
+    for keyword, value in tags.items():
+        setattr(dataset, keyword, value)
+    buffer = io.BytesIO()
+    pydicom.dcmwrite(buffer, dataset, enforce_file_format=True)
+    return buffer.getvalue()
