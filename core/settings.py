@@ -30,6 +30,11 @@ DATABASE_URL and BROKER_URL to run the same code on PostgreSQL and Redis.
     BONEAGE_RETENTION_DAYS  unset            (delete a finished study's images after N days;
                                               the numbers are kept)
     BONEAGE_RECOVER_EVERY_S 60               (beat's recovery sweep period, seconds)
+    BONEAGE_TORCH_THREADS   unset            (torch's intra-op threads in a process that loads a
+                                              model; unset: torch's default, all cores)
+    BONEAGE_PRECISION       auto             (auto|fp32|bf16|fp16: autocast of the model's forward
+                                              passes; auto = fp32 on CPU, fp16 on CUDA)
+    BONEAGE_CHANNELS_LAST   auto             (auto|0|1: channels-last layout; auto = on CUDA only)
 """
 
 from __future__ import annotations
@@ -78,6 +83,11 @@ class Settings:
     secure_cookies: bool = False
     login_rate_limit: str = "10 per minute"
     submit_rate_limit: str = "120 per minute"
+    # The model's forward passes (training/precision.py, docs/benchmarks.md): torch threads
+    # per model-loading process (None: torch's default), autocast dtype and memory layout.
+    torch_threads: int | None = None
+    precision: str = "auto"
+    channels_last: str = "auto"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -111,6 +121,9 @@ class Settings:
             secure_cookies=env.get("BONEAGE_SECURE_COOKIES", "").strip().lower() in ("1", "true", "yes"),
             login_rate_limit=env.get("BONEAGE_LOGIN_RATE_LIMIT") or "10 per minute",
             submit_rate_limit=env.get("BONEAGE_SUBMIT_RATE_LIMIT") or "120 per minute",
+            torch_threads=_positive_int(env, "BONEAGE_TORCH_THREADS", 0) or None,
+            precision=_choice(env, "BONEAGE_PRECISION", ("auto", "fp32", "bf16", "fp16")),
+            channels_last=_choice(env, "BONEAGE_CHANNELS_LAST", ("auto", "0", "1")),
         )
 
     @property
@@ -169,6 +182,9 @@ class Settings:
             "BONEAGE_SECURE_COOKIES": "1" if self.secure_cookies else "0",
             "BONEAGE_LOGIN_RATE_LIMIT": self.login_rate_limit,
             "BONEAGE_SUBMIT_RATE_LIMIT": self.submit_rate_limit,
+            "BONEAGE_TORCH_THREADS": str(self.torch_threads or ""),
+            "BONEAGE_PRECISION": self.precision,
+            "BONEAGE_CHANNELS_LAST": self.channels_last,
         }
         if self.device:
             env["BONEAGE_DEVICE"] = self.device
@@ -209,6 +225,13 @@ def _positive(env: Mapping[str, str], name: str, default, parse, what: str):
     if number <= 0:
         raise UserFacingError(f"{name} must be {what}, got {value!r}")
     return number
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    value = (env.get(name) or choices[0]).strip().lower()
+    if value not in choices:
+        raise UserFacingError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return value
 
 
 def _cron(env: Mapping[str, str], name: str, default: str) -> str:

@@ -2,6 +2,15 @@
 
 Batched, with one regression target per image: the model's single output, so the
 heatmap shows the regions that raised the predicted bone age.
+
+Two explainers give the same map (tests/integration/test_gradcam_one_pass.py, to 1e-5):
+- GradCamExplainer runs pytorch-grad-cam over the whole network (a forward and a full
+  backward pass per batch);
+- HeadGradCam starts from layer-4 activations already computed by the prediction's own
+  forward pass. The network global-average-pools layer 4, so the Grad-CAM weights (the
+  spatial mean of d output / d activations) only need the head's gradient: pytorch-grad-cam
+  runs on a small module (identity target layer -> pooling -> sex branch -> head), and the
+  map is upsampled to the input size as pytorch-grad-cam does for the full network.
 """
 
 from __future__ import annotations
@@ -47,6 +56,50 @@ class GradCamExplainer:
         targets = [ClassifierOutputTarget(0) for _ in range(len(x))]
         with torch.enable_grad():
             cams = self._cam(input_tensor=x, targets=targets)
+        return cams.astype(np.float32)
+
+
+class _HeadFromFeatureMap(nn.Module):
+    """pytorch-grad-cam's "model" for the one-pass map: saved layer-4 activations in, the
+    bone age in months out (B, 1), through an identity layer Grad-CAM can hook."""
+
+    def __init__(self, model: BoneAgeNet):
+        super().__init__()
+        self.model = model
+        self.target_layer = nn.Identity()
+        self.male: torch.Tensor | None = None
+
+    def forward(self, feature_map: torch.Tensor) -> torch.Tensor:
+        return self.model.months_from_feature_map(self.target_layer(feature_map), self.male).unsqueeze(1)
+
+
+class _GradCamAtSize(GradCAM):
+    """GradCAM whose maps are upsampled to the network's input size rather than to the
+    size of the tensor it was given (here: the feature map)."""
+
+    image_size: tuple[int, int] = (0, 0)  # (width, height)
+
+    def get_target_width_height(self, input_tensor: torch.Tensor) -> tuple[int, int]:
+        return self.image_size
+
+
+class HeadGradCam:
+    """Grad-CAM from saved layer-4 activations: one backward pass through the head only.
+    Build once per model; call with the feature maps of a batch (BoneAgeNet.feature_map)."""
+
+    def __init__(self, model: BoneAgeNet):
+        self._head = _HeadFromFeatureMap(model).eval()
+        self._cam = _GradCamAtSize(model=self._head, target_layers=[self._head.target_layer])
+
+    def heatmaps(self, feature_maps: torch.Tensor, male: np.ndarray | torch.Tensor, image_size: int) -> np.ndarray:
+        """(N, image_size, image_size) float32 in [0, 1] for feature maps (N, 512, h, w)."""
+        device = next(self._head.parameters()).device
+        maps = feature_maps.detach().to(device=device, dtype=torch.float32).contiguous().requires_grad_(True)
+        self._head.male = torch.as_tensor(male, dtype=torch.float32, device=device)
+        self._cam.image_size = (image_size, image_size)
+        targets = [ClassifierOutputTarget(0) for _ in range(len(maps))]
+        with torch.enable_grad():
+            cams = self._cam(input_tensor=maps, targets=targets)
         return cams.astype(np.float32)
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
 from training.augment import hflip, to_float
 from training.model import BoneAgeNet
+from training.precision import Precision
 
 
 @torch.inference_mode()
@@ -18,21 +21,72 @@ def predict_months(
     tta: bool,
     batch_size: int = 64,
     device: torch.device | None = None,
+    precision: Precision | None = None,
 ) -> np.ndarray:
     """Bone age in months for preprocessed uint8 squares (N, H, W); flip TTA averages
     the prediction with that of the mirrored image."""
     device = device or next(model.parameters()).device
+    precision = precision or Precision()
     images_uint8 = torch.as_tensor(images_uint8)
     male = torch.as_tensor(male, dtype=torch.float32)
     was_training = model.training
     model.eval()
     outputs = []
     for start in range(0, len(images_uint8), batch_size):
-        x = to_float(images_uint8[start : start + batch_size]).to(device)
+        x = precision.layout(to_float(images_uint8[start : start + batch_size]).to(device))
         m = male[start : start + batch_size].to(device)
-        y = model(x, m)
-        if tta:
-            y = (y + model(hflip(x), m)) / 2
-        outputs.append(y.float().cpu())
+        with precision.autocast(device):
+            y = model(x, m).float()
+            if tta:
+                y = (y + model(hflip(x), m).float()) / 2
+        outputs.append(y.cpu())
     model.train(was_training)
     return torch.cat(outputs).numpy() if outputs else np.zeros(0, dtype=np.float32)
+
+
+@dataclass
+class ForwardPass:
+    """What one forward pass of the backbone per image (plus its mirror under TTA) gives."""
+
+    months: np.ndarray  # (N,) the prediction, TTA-averaged as the recipe says
+    features: np.ndarray  # (N, 512) float32: pooled backbone features of the image as given (not mirrored)
+    feature_maps: torch.Tensor  # (N, 512, h, w) float32 layer-4 activations of the image as given, on the device
+
+
+@torch.no_grad()
+def forward_with_features(
+    model: BoneAgeNet,
+    images_uint8: np.ndarray | torch.Tensor,
+    male: np.ndarray | torch.Tensor,
+    *,
+    tta: bool,
+    batch_size: int = 64,
+    device: torch.device | None = None,
+    precision: Precision | None = None,
+) -> ForwardPass:
+    """predict_months that also keeps the layer-4 activations and pooled features of
+    the un-mirrored image, for Grad-CAM from the head (training.gradcam.HeadGradCam) and
+    for feature-space scores. Same numbers as predict_months."""
+    device = device or next(model.parameters()).device
+    precision = precision or Precision()
+    images_uint8 = torch.as_tensor(images_uint8)
+    male = torch.as_tensor(male, dtype=torch.float32)
+    was_training = model.training
+    model.eval()
+    months, features, maps = [], [], []
+    for start in range(0, len(images_uint8), batch_size):
+        x = precision.layout(to_float(images_uint8[start : start + batch_size]).to(device))
+        m = male[start : start + batch_size].to(device)
+        with precision.autocast(device):
+            feature_map = model.feature_map(x)
+            pooled = model.pooled(feature_map)
+            y = (model.head_standardised(pooled, m) * model.target_std + model.target_mean).float()
+            if tta:
+                y = (y + model(hflip(x), m).float()) / 2
+        months.append(y.cpu())
+        features.append(pooled.float().cpu())
+        maps.append(feature_map.float())
+    model.train(was_training)
+    if not months:
+        return ForwardPass(np.zeros(0, np.float32), np.zeros((0, 512), np.float32), torch.zeros(0, 512, 1, 1))
+    return ForwardPass(torch.cat(months).numpy(), torch.cat(features).numpy(), torch.cat(maps))

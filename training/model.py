@@ -41,11 +41,28 @@ class BoneAgeNet(nn.Module):
 
     def standardised(self, images: torch.Tensor, male: torch.Tensor) -> torch.Tensor:
         """The head's output: the z-scored bone age, shape (B,). `images`: (B, 1, H, W) in [0, 1]."""
+        return self.head_standardised(self.pooled(self.feature_map(images)), male)
+
+    def feature_map(self, images: torch.Tensor) -> torch.Tensor:
+        """The last residual block's activations (B, 512, H/32, W/32): what Grad-CAM explains."""
         x = (images.expand(-1, 3, -1, -1) - self.pixel_mean) / self.pixel_std
-        features = self.backbone(x)
+        b = self.backbone
+        x = b.maxpool(b.relu(b.bn1(b.conv1(x))))
+        return b.layer4(b.layer3(b.layer2(b.layer1(x))))
+
+    def pooled(self, feature_map: torch.Tensor) -> torch.Tensor:
+        """The backbone's image features (B, 512): the global average of the feature map."""
+        return torch.flatten(self.backbone.avgpool(feature_map), 1)
+
+    def head_standardised(self, pooled: torch.Tensor, male: torch.Tensor) -> torch.Tensor:
+        """The z-scored bone age (B,) from the pooled image features and the sex."""
         if self.sex_encoder is not None:
-            features = torch.cat([features, self.sex_encoder(male.view(-1, 1).to(features.dtype))], dim=1)
-        return self.head(features).squeeze(1)
+            pooled = torch.cat([pooled, self.sex_encoder(male.view(-1, 1).to(pooled.dtype))], dim=1)
+        return self.head(pooled).squeeze(1)
+
+    def months_from_feature_map(self, feature_map: torch.Tensor, male: torch.Tensor) -> torch.Tensor:
+        """Bone age in months (B,) from saved layer-4 activations: the rest of forward()."""
+        return self.head_standardised(self.pooled(feature_map), male) * self.target_std + self.target_mean
 
     def forward(self, images: torch.Tensor, male: torch.Tensor) -> torch.Tensor:
         """Bone age in months, shape (B,)."""

@@ -16,10 +16,11 @@ import torch
 
 from core.hashing import file_sha256
 from core.model_identity import model_name
-from training.gradcam import GradCamExplainer, overlay_png
-from training.inference import predict_months
+from training.gradcam import HeadGradCam, overlay_png
+from training.inference import ForwardPass, forward_with_features
 from training.intervals import IntervalModel
 from training.model import default_device, model_from_checkpoint
+from training.precision import Precision
 from training.preprocess import Preprocessing, preprocess
 from training.recipes import Recipe
 from core.stages import normalise_sex, stage_for
@@ -36,24 +37,39 @@ class Prediction:
     interval_low_months: float | None = None
     interval_high_months: float | None = None
     interval_confidence: float | None = None
+    # The pooled 512-d backbone features of the image (not mirrored) from the same forward
+    # pass that gave the bone age and the heatmap: for feature-space (out-of-distribution) scores.
+    features: np.ndarray | None = None
 
 
 class Predictor:
-    def __init__(self, model, metadata: dict, model_version: str, device: torch.device):
-        self.model = model.to(device).eval()
+    def __init__(self, model, metadata: dict, model_version: str, device: torch.device,
+                 precision: Precision | None = None):
+        self.precision = precision or Precision.resolve(device)
+        self.model = self.precision.prepare(model.to(device).eval())
         self.metadata = metadata
         self.model_version = model_version
         self.device = device
         self.recipe = Recipe.from_dict(metadata["recipe"])
         self.preprocessing = Preprocessing(**metadata["preprocessing"])
-        self._explainer: GradCamExplainer | None = None
+        self._explainer: HeadGradCam | None = None
         self.intervals = IntervalModel.from_metadata(metadata)
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str | None = None) -> "Predictor":
+    def from_checkpoint(cls, path: str | Path, device: str | None = None, precision: str | None = None,
+                        channels_last: str | None = None) -> "Predictor":
+        """precision/channels_last: as BONEAGE_PRECISION / BONEAGE_CHANNELS_LAST (read from the
+        environment when not given; BONEAGE_TORCH_THREADS sets the process's torch threads)."""
+        from core.settings import Settings
+
+        settings = Settings.from_env()
+        if settings.torch_threads:
+            torch.set_num_threads(settings.torch_threads)
         model, metadata = model_from_checkpoint(path)
         version = model_name(metadata["recipe"]["name"], file_sha256(path))
-        return cls(model, metadata, version, torch.device(device) if device else default_device())
+        device = torch.device(device) if device else default_device()
+        chosen = Precision.resolve(device, precision or settings.precision, channels_last or settings.channels_last)
+        return cls(model, metadata, version, device, chosen)
 
     @property
     def synthetic(self) -> bool:
@@ -71,8 +87,12 @@ class Predictor:
         started = time.perf_counter()
         squares = self.preprocess(images)
         male = np.array([normalise_sex(s) == "M" for s in sexes], dtype=np.float32)
-        months = predict_months(self.model, squares, male, tta=self.recipe.tta, device=self.device)
-        heatmaps = self.explainer.heatmaps(squares, male) if gradcam else [None] * len(images)
+        # One backbone pass per image (plus its mirror for TTA) gives the bone age, the
+        # features and the layer-4 activations Grad-CAM needs (training/gradcam.py).
+        forward = self.forward(squares, male)
+        months = forward.months
+        heatmaps = (self.explainer.heatmaps(forward.feature_maps, male, squares.shape[-1]) if gradcam
+                    else [None] * len(images))
         overlays = [overlay_png(s, h) for s, h in zip(squares, heatmaps)] if gradcam else [None] * len(images)
         share = (time.perf_counter() - started) / len(images)
         if self.intervals is not None:
@@ -81,12 +101,24 @@ class Predictor:
         else:
             bounds = [(None, None, None)] * len(images)
         return [
-            Prediction(float(m), stage_for(float(m)), h, o, share, *b)
-            for m, h, o, b in zip(months, heatmaps, overlays, bounds)
+            Prediction(float(m), stage_for(float(m)), h, o, share, *b, features=f)
+            for m, h, o, b, f in zip(months, heatmaps, overlays, bounds, forward.features)
         ]
 
+    def forward(self, squares: np.ndarray, male: np.ndarray) -> ForwardPass:
+        """The model's forward pass on preprocessed squares (N, H, W): months, pooled
+        features (N, 512) and layer-4 activations, in the configured precision."""
+        return forward_with_features(self.model, squares, male, tta=self.recipe.tta, device=self.device,
+                                     precision=self.precision)
+
+    def features(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        """Pooled 512-d backbone features (N, 512) of decoded images, as Prediction.features
+        (the image features do not depend on the sex; only the head sees it)."""
+        squares = self.preprocess(images)
+        return self.forward(squares, np.zeros(len(squares), dtype=np.float32)).features
+
     @property
-    def explainer(self) -> GradCamExplainer:
+    def explainer(self) -> HeadGradCam:
         if self._explainer is None:
-            self._explainer = GradCamExplainer(self.model)
+            self._explainer = HeadGradCam(self.model)
         return self._explainer
