@@ -1,0 +1,276 @@
+"""Where is the hand on the film? Torch-free localisation for the crop and the image checks.
+
+locate_hand(gray) finds the hand without labels: an Otsu intensity threshold on the film
+reduced to WORK_SIDE pixels, a small morphological opening (cuts thin plate edges and text off
+the hand), the largest connected component that is not the plate itself, and the laterality
+marker and lettering left out because they are separate small components. When the threshold
+picks up a lighter collimated plate (a near-rectangular component), the threshold is raised
+inside it (Otsu again on its pixels) until the hand separates.
+
+The orientation comes from where the forearm leaves the film (the border the hand touches
+over the longest stretch); a hand lying wholly inside the film is oriented by its fingers
+(the end of its long axis whose cross-sections cut the most separate runs of foreground).
+
+The box is returned in the input's pixels. `rotation_degrees` is the counter-clockwise
+rotation that makes the fingers point up: np.rot90(gray, rotation_degrees // 90) or
+PIL's Image.rotate(rotation_degrees, expand=True).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+from scipy.spatial import ConvexHull, QhullError
+
+WORK_SIDE = 256  # the film is reduced to at most this many pixels a side before any rule
+MARGIN_FRACTION = 0.06  # margin around the hand's box, as a share of the box's longer side
+MIN_CONTRAST = 0.03  # 1st-99th percentile spread (0-1 scale) below which there is nothing to find
+MIN_AREA_SHARE = 0.04  # a hand covers at least this share of the film (RSNA: >= ~0.1)
+PLATE_SOLIDITY = 0.9  # a component filling this much of its convex hull is a plate, not a hand
+MAX_RETHRESHOLD = 3
+SOFT_TISSUE_GROWTH = 4.0  # the soft tissue may grow the bony mask at most this much
+FRAME_EDGE_SHARE = 0.75  # a component covering this share of one edge is a band or surround
+FRAME_SECOND_EDGE_SHARE = 0.4  # ... or this share of two edges
+BAND_MAX_DEPTH = 0.15  # ... at most this share of the film deep
+BAND_FILL = 0.8  # an edge row or column this full of foreground is a band along the film's edge
+# Along the arm, the box keeps at most this multiple of the hand's width beyond the fingertips:
+# the forearm that runs on to the film's edge carries no age signal past the distal radius.
+MAX_LENGTH_TO_WIDTH = 1.8
+EDGE_TOUCH_MIN = 0.08  # share of a border's length the forearm must cover to count as leaving there
+
+
+@dataclass(frozen=True)
+class HandLocation:
+    found: bool
+    box: tuple[int, int, int, int] | None  # (left, top, right, bottom) in input pixels, right/bottom exclusive
+    margin: int  # pixels to add on every side when cropping (crop_box applies it)
+    rotation_degrees: int | None  # 0, 90, 180, 270 counter-clockwise to make fingers point up; None: unknown
+    reason: str | None  # why no hand was found (None when found)
+    area_share: float = 0.0  # the hand's share of the film's pixels
+    image_size: tuple[int, int] = (0, 0)  # (width, height) of the input
+
+    @property
+    def crop_box(self) -> tuple[int, int, int, int] | None:
+        """The box with its margin, clipped to the image."""
+        if self.box is None:
+            return None
+        left, top, right, bottom = self.box
+        width, height = self.image_size
+        m = self.margin
+        return max(0, left - m), max(0, top - m), min(width, right + m), min(height, bottom + m)
+
+
+def not_found(reason: str, shape: tuple[int, ...]) -> HandLocation:
+    return HandLocation(False, None, 0, None, reason, 0.0, (int(shape[1]), int(shape[0])))
+
+
+def locate_hand(gray: np.ndarray) -> HandLocation:
+    """gray: a 2-D float image in [0, 1], bone bright (core.imageio.decode_image)."""
+    gray = np.asarray(gray, dtype=np.float32)
+    if gray.ndim != 2 or min(gray.shape) < 8:
+        return not_found("the image is not a 2-D picture of usable size", gray.shape)
+    height, width = gray.shape
+    small, scale = _reduce(gray)
+    lo, hi = np.percentile(small, (1, 99))
+    if hi - lo < MIN_CONTRAST:
+        return not_found("the image is nearly uniform: there is no hand to find", gray.shape)
+    small = ndimage.gaussian_filter(np.clip((small - lo) / (hi - lo), 0, 1), 1.0)
+
+    mask, reason = _hand_mask(small)
+    if mask is None:
+        return not_found(reason, gray.shape)
+    rotation = _orientation(mask)
+    box_small = _box(mask, rotation)
+    left, top, right, bottom = box_small
+    box = (int(np.floor(left * scale)), int(np.floor(top * scale)),
+           min(width, int(np.ceil(right * scale))), min(height, int(np.ceil(bottom * scale))))
+    margin = int(round(MARGIN_FRACTION * max(box[2] - box[0], box[3] - box[1])))
+    return HandLocation(True, box, margin, rotation, None, float(mask.mean()), (width, height))
+
+
+def _reduce(gray: np.ndarray) -> tuple[np.ndarray, float]:
+    """The film at most WORK_SIDE a side, and the factor back to input pixels."""
+    height, width = gray.shape
+    scale = max(height, width) / WORK_SIDE
+    if scale <= 1:
+        return gray, 1.0
+    size = (max(1, round(width / scale)), max(1, round(height / scale)))
+    image = Image.fromarray(gray, mode="F").resize(size, Image.Resampling.BOX)
+    return np.asarray(image, dtype=np.float32), width / size[0]
+
+
+def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
+    """The threshold that maximises the between-class variance of `values`."""
+    hist, edges = np.histogram(values, bins=bins)
+    centres = (edges[:-1] + edges[1:]) / 2
+    weight_low = np.cumsum(hist)
+    weight_high = weight_low[-1] - weight_low
+    sum_low = np.cumsum(hist * centres)
+    mean_low = sum_low / np.maximum(weight_low, 1)
+    mean_high = (sum_low[-1] - sum_low) / np.maximum(weight_high, 1)
+    between = weight_low * weight_high * (mean_low - mean_high) ** 2
+    return float(centres[int(np.argmax(between))])
+
+
+def _hand_mask(image: np.ndarray) -> tuple[np.ndarray | None, str]:
+    """The hand's mask on the reduced film, or None and why not."""
+    area = image.size
+    structure = _disk(max(1, round(min(image.shape) / 128)))
+    region = np.ones(image.shape, dtype=bool)
+    for _ in range(MAX_RETHRESHOLD + 1):
+        if region.sum() < MIN_AREA_SHARE * area:
+            break
+        threshold = otsu_threshold(image[region])
+        bright = ndimage.binary_opening((image > threshold) & region, structure=structure)
+        whole = _largest_component(bright)
+        if whole is not None and _is_plate(whole):
+            # a lighter plate or collimated field (convex: a possibly tilted rectangle): the hand is inside it
+            region = ndimage.binary_erosion(ndimage.binary_fill_holes(whole), structure=structure, iterations=2)
+            continue
+        component = _largest_component(_peel_border_bands(bright))
+        if component is None or component.sum() < MIN_AREA_SHARE * area or _is_frame(component):
+            # only bright bands or a bright surround along the film's edges: the hand is elsewhere
+            region &= ~ndimage.binary_dilation(bright, structure=structure, iterations=2)
+            continue
+        if _is_plate(component):
+            region = ndimage.binary_erosion(ndimage.binary_fill_holes(component), structure=structure, iterations=2)
+            continue
+        return ndimage.binary_fill_holes(_with_soft_tissue(image, component, region, structure)), ""
+    return None, "no hand found: no bright, hand-shaped region apart from the film's background and edges"
+
+
+def _with_soft_tissue(image: np.ndarray, hand: np.ndarray, region: np.ndarray, structure: np.ndarray) -> np.ndarray:
+    """The threshold may have split bone from soft tissue: a second Otsu below it takes in the
+    fingertips and the wrist's soft tissue when that grows the hand moderately (and not into
+    the background)."""
+    darker = region & (image <= image[hand].min())
+    if darker.sum() < 16:
+        return hand
+    threshold = otsu_threshold(image[darker])
+    wider = _peel_border_bands(ndimage.binary_opening((image > threshold) & region, structure=structure))
+    labels, _ = ndimage.label(wider)
+    touching = np.unique(labels[hand & wider])
+    touching = touching[touching > 0]
+    if len(touching) == 0:
+        return hand
+    grown = np.isin(labels, touching)
+    if (grown.sum() > SOFT_TISSUE_GROWTH * hand.sum() or _is_frame(grown)
+            or _is_plate(grown)):
+        return hand
+    return grown | hand
+
+
+def _is_plate(component: np.ndarray) -> bool:
+    return solidity(ndimage.binary_fill_holes(component)) >= PLATE_SOLIDITY
+
+
+def _is_frame(component: np.ndarray) -> bool:
+    """A bright surround or band: it runs along much of the film's edges (a forearm leaves by one
+    edge, over a fraction of it)."""
+    shares = [component[0].mean(), component[-1].mean(), component[:, 0].mean(), component[:, -1].mean()]
+    return max(shares) > FRAME_EDGE_SHARE or sorted(shares)[-2] > FRAME_SECOND_EDGE_SHARE
+
+
+def _peel_border_bands(mask: np.ndarray) -> np.ndarray:
+    """Remove bright bands along the film's edges (a plate's edge, an overexposed strip): the
+    outermost rows or columns that are nearly all foreground. A forearm leaving the film
+    covers far less of the edge, so the hand is never peeled."""
+    mask = mask.copy()
+    for view in (mask, mask[::-1], mask.T, mask.T[::-1]):
+        depth = 0
+        while depth < len(view) and view[depth].mean() >= BAND_FILL:
+            depth += 1
+        if depth <= BAND_MAX_DEPTH * len(view):  # deeper is a plate, not a band
+            view[:depth] = False
+    return mask
+
+
+def solidity(component: np.ndarray) -> float:
+    """The component's area over its convex hull's: ~1 for a plate, well below for a hand."""
+    edge = component & ~ndimage.binary_erosion(component)
+    points = np.argwhere(edge).astype(np.float64)
+    if len(points) < 3:
+        return 1.0
+    try:
+        hull = ConvexHull(points)
+    except QhullError:  # all on one line
+        return 1.0
+    return float(component.sum()) / max(float(hull.volume), 1.0)
+
+
+def _disk(radius: int) -> np.ndarray:
+    y, x = np.mgrid[-radius : radius + 1, -radius : radius + 1]
+    return x * x + y * y <= radius * radius
+
+
+def _largest_component(mask: np.ndarray) -> np.ndarray | None:
+    labels, count = ndimage.label(mask)
+    if count == 0:
+        return None
+    sizes = np.bincount(labels.ravel())
+    sizes[0] = 0
+    return labels == int(np.argmax(sizes))
+
+
+# -- orientation ----------------------------------------------------------------
+
+# the counter-clockwise rotation that brings the forearm on each border to the bottom
+_ROTATION_FOR_ARM_AT = {"bottom": 0, "left": 90, "top": 180, "right": 270}
+
+
+def _orientation(mask: np.ndarray) -> int | None:
+    touches = {
+        "bottom": mask[-1, :].mean(), "top": mask[0, :].mean(),
+        "left": mask[:, 0].mean(), "right": mask[:, -1].mean(),
+    }
+    side, share = max(touches.items(), key=lambda item: item[1])
+    from_fingers = _orientation_from_fingers(mask)
+    if share < EDGE_TOUCH_MIN:
+        return from_fingers
+    from_arm = _ROTATION_FOR_ARM_AT[side]
+    # the two cues must not contradict each other: a wrong rotation is worse than none
+    return from_arm if from_fingers in (None, from_arm) else None
+
+
+def _orientation_from_fingers(mask: np.ndarray) -> int | None:
+    """A hand inside the film: its fingers are where cross-sections cut most separate runs."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    sub = mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    ends = {}
+    for name, lines in (("top", sub), ("bottom", sub[::-1]), ("left", sub.T), ("right", sub.T[::-1])):
+        quarter = lines[: max(1, len(lines) // 4)]
+        ends[name] = float(np.mean([_runs(line) for line in quarter]))
+    vertical = ends["top"] + ends["bottom"] >= ends["left"] + ends["right"]
+    pair = ("top", "bottom") if vertical else ("left", "right")
+    fingers, arm = sorted(pair, key=lambda name: -ends[name])
+    if ends[fingers] - ends[arm] < 0.5:
+        return None
+    return _ROTATION_FOR_ARM_AT[arm]
+
+
+def _runs(line: np.ndarray) -> int:
+    return int(np.count_nonzero(np.diff(line.astype(np.int8)) == 1) + (1 if line[0] else 0))
+
+
+def _box(mask: np.ndarray, rotation: int | None) -> tuple[int, int, int, int]:
+    """The mask's box; along the arm, trimmed to MAX_LENGTH_TO_WIDTH x the hand's width."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    left, top, right, bottom = int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+    if rotation in (0, 180):
+        longest = int(round(MAX_LENGTH_TO_WIDTH * (right - left)))
+        if rotation == 0:
+            bottom = min(bottom, top + longest)
+        else:
+            top = max(top, bottom - longest)
+    elif rotation in (90, 270):
+        longest = int(round(MAX_LENGTH_TO_WIDTH * (bottom - top)))
+        if rotation == 270:  # arm on the right
+            right = min(right, left + longest)
+        else:
+            left = max(left, right - longest)
+    return left, top, right, bottom
