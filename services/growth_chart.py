@@ -141,7 +141,7 @@ def render_chart(chart: GrowthChart, fmt: str = "svg") -> bytes:
 
     earlier = chart.earlier
     if earlier:
-        _errorbars(axes, earlier, SERIES_COLOUR, "o", 5)
+        _errorbars(axes, earlier, SERIES_COLOUR)
         label = "earlier assessment" if len(earlier) == 1 else f"earlier assessments ({len(earlier)})"
         xs = [_years(p.chronological_age_months) for p in chart.points]
         ys = [_years(p.bone_age_months) for p in chart.points]
@@ -149,7 +149,7 @@ def render_chart(chart: GrowthChart, fmt: str = "svg") -> bytes:
     current = chart.current
     if current is not None:
         interval = f" ({chart.interval_level} interval)" if current.low_months is not None else ""
-        _errorbars(axes, [current], CURRENT_COLOUR, "D", 7)
+        _errorbars(axes, [current], CURRENT_COLOUR)
         axes.plot([_years(current.chronological_age_months)], [_years(current.bone_age_months)], linestyle="none",
                   marker="D", markersize=7, color=CURRENT_COLOUR, label=f"this assessment{interval}", zorder=4)
         top = max(top, _years(current.high_months or current.bone_age_months))
@@ -186,12 +186,12 @@ def render_chart(chart: GrowthChart, fmt: str = "svg") -> bytes:
     return buffer.getvalue()
 
 
-def _errorbars(axes, points: list[ChartPoint], colour: str, marker: str, size: float) -> None:
+def _errorbars(axes, points: list[ChartPoint], colour: str) -> None:
     with_interval = [p for p in points if p.low_months is not None and p.high_months is not None]
     if not with_interval:
         return
+    # drawn from low to high around the interval's middle, so it does not depend on the point inside it
     xs = [_years(p.chronological_age_months) for p in with_interval]
-    ys = [_years(p.bone_age_months) for p in with_interval]
-    below = [_years(p.bone_age_months - p.low_months) for p in with_interval]
-    above = [_years(p.high_months - p.bone_age_months) for p in with_interval]
-    axes.errorbar(xs, ys, yerr=[below, above], fmt="none", ecolor=colour, elinewidth=1.4, capsize=4, zorder=3)
+    middles = [_years((p.low_months + p.high_months) / 2) for p in with_interval]
+    halves = [_years(abs(p.high_months - p.low_months) / 2) for p in with_interval]
+    axes.errorbar(xs, middles, yerr=halves, fmt="none", ecolor=colour, elinewidth=1.4, capsize=4, zorder=3)

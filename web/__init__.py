@@ -42,7 +42,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         queue=CeleryTaskQueue(celery, settings),
     )
 
-    from web import api, audits, audits_api, pages, training_api, training_pages
+    from web import api, audits, audits_api, growth_chart_api, pages, training_api, training_pages
     from web.errors import register_error_handlers
     from web.openapi import init_api
 
@@ -53,6 +53,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     api_ext.register_blueprint(api.bp)
     api_ext.register_blueprint(training_api.bp)
     api_ext.register_blueprint(audits_api.bp)
+    api_ext.register_blueprint(growth_chart_api.bp)
     register_error_handlers(app)
     from web.auth import init_auth
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 from flask import Blueprint, abort, redirect, render_template, request, url_for
 
 from web.presenters import DISCLAIMER, assessment_json
+from web.report_presenters import model_accuracy_json
 from web.access import may_see, owner_filter
 from web.dependencies import deps, submit
+from core.status import JobStatus
 from core.submission import MAX_AGE_YEARS, parse_submission, uploaded_image
 
 bp = Blueprint("pages", __name__)
@@ -57,3 +59,17 @@ def assessment(assessment_id: str):
         data = assessment_json(found)
     return render_template("assessment.html", a=data, disclaimer=DISCLAIMER)
 
+
+@bp.get("/assessments/<assessment_id>/report")
+def report(assessment_id: str):
+    """The printable report of a succeeded assessment: one A4 page (report.css's print styles)."""
+    with deps().uow() as uow:
+        found = uow.assessments.get(assessment_id) if len(assessment_id) <= 32 else None
+        if found is None or not may_see(found):
+            abort(404, description="There is no assessment with this id.")
+        if found.status != JobStatus.SUCCEEDED:
+            abort(404, description=f"There is no report yet: the assessment is {found.status}. "
+                                   "A report is made once it has succeeded.")
+        data = assessment_json(found)
+        accuracy = model_accuracy_json(found.model_version)
+    return render_template("report.html", a=data, accuracy=accuracy, disclaimer=DISCLAIMER)

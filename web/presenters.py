@@ -100,6 +100,8 @@ def assessment_json(assessment: Assessment) -> dict:
             else None,
             "model": model_json(assessment.model_version),
             "comparison": comparison_json(assessment),
+            "growth_chart_url": url_for("growth_chart_api.growth_chart_svg", assessment_id=assessment.id),
+            "report_url": url_for("pages.report", assessment_id=assessment.id),
             "timings": {
                 "queue_wait_seconds": round_or_none(assessment.queue_wait_seconds, 3),
                 "inference_seconds": round_or_none(assessment.inference_seconds, 3),

@@ -92,6 +92,9 @@ class ResultSchema(Schema):
     comparison = _always(
         fields.Nested, ComparisonSchema, nullable=True, description="Present when a chronological age was given."
     )
+    growth_chart_url = _always(fields.String, description="The growth chart (SVG): Greulich-Pyle band and the "
+                                                          "child's series; its data at the URL without `.svg`.")
+    report_url = _always(fields.String, description="The printable report (HTML, one A4 page).")
     timings = _always(fields.Nested, TimingsSchema)
 
 
@@ -154,3 +157,28 @@ class SubmissionSchema(Schema):
         validate=[Length(max=64), Regexp(REFERENCE_PATTERN)],
         metadata={"description": "Optional pseudonymous patient or study reference; never a name."},
     )
+
+
+class DicomUploadSchema(Schema):
+    """The multipart form of POST /api/v1/dicom/tags."""
+
+    class Meta:
+        unknown = EXCLUDE  # the rest of the submission form may come along; it is ignored
+
+    image = fields.Raw(required=True, metadata={"type": "string", "format": "binary", "description": "A DICOM file."})
+
+
+class DicomTagsSchema(Schema):
+    """What a DICOM file's header says, to fill in the submission form (the person confirms
+    by submitting). Null where the header does not say; nothing is stored."""
+
+    sex = _always(fields.String, nullable=True, validate=OneOf(SEXES), description="Patient's Sex, when M or F.")
+    birth_date = _always(fields.Date, nullable=True, description="Patient's Birth Date.")
+    study_date = _always(fields.Date, nullable=True,
+                         description="Study Date, else Acquisition, Series or Content Date.")
+    chronological_age_months = _always(
+        fields.Float, nullable=True,
+        description="Age at the study: from the two dates, else from Patient's Age; null outside 0-25 years.",
+    )
+    modality = _always(fields.String, nullable=True, description='e.g. "CR" or "DX".')
+    photometric_interpretation = _always(fields.String, nullable=True, description='e.g. "MONOCHROME1".')

@@ -269,7 +269,10 @@ def test_without_a_chronological_age_there_is_no_comparison(client, put_result):
     assert page["bone-age"] == "10 y 4 m (124.4 months)"
     assert page["stage"] == "Child"
     assert "comparison" not in page
-    assert "Greulich-Pyle" not in page_html(client, assessment_id)
+    html = page_html(client, assessment_id)
+    assert "Greulich-Pyle comparison" not in html and "SD score" not in html
+    # the growth chart still draws the Greulich-Pyle band, and says the child's point cannot be placed
+    assert 'id="growth-chart-image"' in html
 
 
 @pytest.mark.parametrize(
