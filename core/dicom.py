@@ -195,17 +195,32 @@ class DicomTags:
     modality: str | None
     photometric_interpretation: str | None
 
-    def as_json(self) -> dict:
-        body = asdict(self)
-        for key in ("birth_date", "study_date"):
-            body[key] = body[key].isoformat() if body[key] else None
-        return body
+    def as_dict(self) -> dict:
+        return asdict(self)
 
 
 def dicom_tags(data: bytes) -> DicomTags:
     """The header's sex, dates and age at the study; ImageDecodeError only when the file
     is not a DICOM file pydicom can parse."""
-    dataset = read_dataset(data, pixels=False)
+    return _tags_of(read_dataset(data, pixels=False))
+
+
+def tags_for_form(data: bytes) -> DicomTags:
+    """dicom_tags for the submission form: ImageDecodeError, with what to do, when the file
+    is not DICOM or is one the service refuses (refusal), so the person learns it now."""
+    from core.imageio import is_dicom
+
+    if not is_dicom(data):
+        raise ImageDecodeError("the file is not a DICOM file, so there is no header to read the sex and age from; "
+                               "enter them in the form")
+    dataset = read_dataset(data)
+    problem = refusal(dataset)
+    if problem is not None:
+        raise ImageDecodeError(problem)
+    return _tags_of(dataset)
+
+
+def _tags_of(dataset) -> DicomTags:
     birth = _date(dataset.get("PatientBirthDate"))
     study = next((day for day in (_date(dataset.get(tag)) for tag in STUDY_DATE_TAGS) if day), None)
     return DicomTags(

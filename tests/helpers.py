@@ -322,3 +322,24 @@ def make_dicom(pixels=None, *, photometric: str = "MONOCHROME2", bits_stored: in
     buffer = io.BytesIO()
     pydicom.dcmwrite(buffer, dataset, enforce_file_format=True)
     return buffer.getvalue()
+
+
+def database_rows(database_url: str) -> dict[str, list[str]]:
+    """Every row of every table, as text (repr of each row), by table name: to scan what is
+    stored, or to compare before and after."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            tables = sa.inspect(connection).get_table_names()
+            return {table: [repr(tuple(row)) for row in connection.execute(sa.text(f'SELECT * FROM "{table}"'))]
+                    for table in tables}
+    finally:
+        engine.dispose()
+
+
+def stored_files(root) -> dict[str, bytes]:
+    """Every file under `root` (relative path -> bytes)."""
+    root = Path(root)
+    return {str(path.relative_to(root)): path.read_bytes() for path in sorted(root.rglob("*")) if path.is_file()}

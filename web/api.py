@@ -8,13 +8,16 @@ import io
 from flask import abort, request, send_file
 from flask_smorest import Blueprint
 
+from core.dicom import tags_for_form
+from core.imageio import ImageDecodeError
 from core.status import JobStatus
-from core.submission import parse_submission, uploaded_image
+from core.submission import InvalidSubmission, parse_submission, uploaded_image
 from web.access import may_see, owner_filter
 from web.dependencies import deps, submit
 from web.errors import RETRY_AFTER_S
 from web.presenters import assessment_json
 from web.schemas import AssessmentListSchema, AssessmentSchema, ErrorSchema, SubmissionSchema
+from web.schemas import DicomTagsSchema, DicomUploadSchema
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1", description="Bone-age assessments")
 
@@ -102,6 +105,27 @@ def image(assessment_id: str):
     if relative.endswith(".png"):
         return send_file(files.path(relative), mimetype="image/png", max_age=3600)
     return send_file(io.BytesIO(_to_png(files.read(relative))), mimetype="image/png", max_age=3600)
+
+
+@bp.post("/dicom/tags")
+@bp.doc(
+    summary="Read a DICOM file's sex, dates and age to fill in the form; nothing is stored",
+    description="The submission form calls this when a DICOM file is chosen and pre-fills the sex and age for "
+                "the person to confirm. The file is read in memory and forgotten: no row, no file, no task.",
+    operationId="readDicomTags",
+    requestBody={"required": True, "content": {"multipart/form-data": {"schema": DicomUploadSchema}}},
+)
+@bp.response(200, DicomTagsSchema)
+@bp.alt_response(400, schema=ErrorSchema, description="Not a DICOM file, or one the service cannot assess.")
+@bp.alt_response(413, schema=ErrorSchema, description="The upload is larger than the limit.")
+def read_dicom_tags():
+    data = uploaded_image(request.files)
+    if not data:
+        raise InvalidSubmission({"image": "Choose a DICOM file to read."})
+    try:
+        return tags_for_form(data).as_dict()
+    except ImageDecodeError as exc:  # a 400 with the reason, as for a refused submission
+        raise InvalidSubmission({"image": f"The file cannot be assessed: {exc}."}) from None
 
 
 def _get_or_404(uow, assessment_id: str):
