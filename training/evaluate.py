@@ -16,7 +16,7 @@ from training.gradcam import mass_in_mask, overlay_png
 from core.imageio import decode_image
 from training.inference import predict_months
 from training.predict import Predictor
-from training.preprocess import preprocess_mask
+from training.preprocess import crop_region, preprocess_mask
 from training.report import write_report
 from training.rsna import Record, load_records
 
@@ -90,8 +90,9 @@ def _score_gradcam(predictor: Predictor, records, squares, male, data_dir: Path)
                            for i in range(0, len(chosen), 16)])
     inside, area = [], []
     for i, cam in zip(chosen, cams):
+        region = crop_region(decode_image(records[i].image_path), predictor.preprocessing)
         mask = preprocess_mask(decode_image(data_dir / "masks" / f"{records[i].id}.png") > 0.5,
-                               predictor.preprocessing)
+                               predictor.preprocessing, region)
         inside.append(mass_in_mask(cam, mask))
         area.append(float(mask.mean()))
     return float(np.mean(inside)), float(np.mean(area))

@@ -20,6 +20,7 @@ class Recipe:
     image_size: int = 224
     resize_mode: str = "letterbox"  # "letterbox" keeps the whole hand; "resize_crop" = Resize(256)+CenterCrop(224)
     intensity: str = "percentile"  # "percentile" stretches 1st-99th percentile; "raw" keeps the file's values
+    crop: str = "none"  # "hand": cut to the located hand (core/hand.py) before resizing; "none": the whole film
     use_sex: bool = True
     loss: str = "smooth_l1_z"  # "smooth_l1_z" on the z-scored age; "mse_months" on raw months
     optimizer: str = "adamw"  # "adamw" | "adam"
@@ -66,10 +67,10 @@ SEED = Recipe(
     precise_bn=False,
 )
 
-DEFAULT = Recipe(name="default", image_size=160, batch_size=16, lr=1e-3)
+DEFAULT = Recipe(name="default", image_size=160, batch_size=16, lr=1e-3, crop="hand")
 
 # For the full RSNA set on a GPU: the resolution the anchors use.
-LARGE = Recipe(name="large", image_size=448, epochs=60, batch_size=32, lr=1e-3)
+LARGE = Recipe(name="large", image_size=448, epochs=60, batch_size=32, lr=1e-3, crop="hand")
 
 # A small fast model for `boneage up` on synthetic data: a couple of minutes on a CPU.
 DEMO = Recipe(name="demo", image_size=128, epochs=8, batch_size=16, init="random")
