@@ -173,16 +173,44 @@ class Trainer:
         self.best_state: dict | None = None
         self.train_seconds = 0.0  # wall clock
         self.train_cpu_seconds = 0.0  # process CPU time, what the time budget counts
+        self.cpu_clock = time.process_time  # the budget's clock (a test may replace it)
+        self._epoch_cpu_start: float | None = None  # cpu_clock() when the running epoch began
+        self._validation_cpu_seconds = 0.0  # the last validation's cost, kept back at the budget's end
 
     # -- schedule ---------------------------------------------------------------
+    def cpu_seconds_spent(self) -> float:
+        """Training CPU seconds so far, the running epoch included."""
+        running = self.cpu_clock() - self._epoch_cpu_start if self._epoch_cpu_start is not None else 0.0
+        return self.train_cpu_seconds + running
+
+    def schedule_progress(self) -> float:
+        """How far through its schedule the run is, 0 to 1: the share of the epochs done, or of
+        the CPU budget spent when that is further. A budgeted run re-reads its clock at every
+        step, so its schedule ends where its budget does, however slow its first epoch was."""
+        by_steps = self.step / max(1, self.recipe.epochs * self.steps_per_epoch)
+        if not self.time_budget_s:
+            return min(1.0, by_steps)
+        return min(1.0, max(by_steps, self.cpu_seconds_spent() / self.time_budget_s))
+
+    def budget_spent(self) -> bool:
+        """No time left for another batch and the closing validation."""
+        return bool(self.time_budget_s) and (
+            self.cpu_seconds_spent() + self._validation_cpu_seconds >= self.time_budget_s)
+
     def learning_rate(self) -> float:
         if self.recipe.schedule == "constant":
             return self.recipe.lr
-        total = self.total_epochs * self.steps_per_epoch
-        warmup = max(1, int(WARMUP_FRACTION * total))
-        if self.step < warmup:
-            return self.recipe.lr * (self.step + 1) / warmup
-        progress = min(1.0, (self.step - warmup) / max(1, total - warmup))
+        if self.time_budget_s:  # warm-up and cosine over the share of the budget spent
+            progress = self.schedule_progress()
+            if progress < WARMUP_FRACTION:
+                return self.recipe.lr * max(progress / WARMUP_FRACTION, 1.0 / max(1, self.steps_per_epoch))
+            progress = (progress - WARMUP_FRACTION) / (1 - WARMUP_FRACTION)
+        else:  # ... over the steps of the recipe's epochs
+            total = self.total_epochs * self.steps_per_epoch
+            warmup = max(1, int(WARMUP_FRACTION * total))
+            if self.step < warmup:
+                return self.recipe.lr * (self.step + 1) / warmup
+            progress = min(1.0, (self.step - warmup) / max(1, total - warmup))
         return self.recipe.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * progress)))
 
     # -- one epoch ----------------------------------------------------------------
@@ -200,6 +228,8 @@ class Trainer:
                    disable=not self.progress, leave=False, unit="batch")
         for b in bar:
             self.callback.on_batch(epoch=self.epoch + 1, batch=b, batches=self.steps_per_epoch)
+            if self.budget_spent():  # the last epoch of a budgeted run may end early
+                break
             idx = order[b * self.recipe.batch_size : (b + 1) * self.recipe.batch_size]
             if len(idx) < 2:  # BatchNorm needs two samples
                 continue
@@ -259,13 +289,17 @@ class Trainer:
         epoch_bar = tqdm(total=self.total_epochs, initial=self.epoch, desc=f"training {self.recipe.name}",
                          disable=not self.progress, unit="epoch")
         self.callback.on_start(epoch=self.epoch, total_epochs=self.total_epochs, history=list(self.history))
-        while self.epoch < self.total_epochs:
-            started, started_cpu = time.perf_counter(), time.process_time()
+        while self.epoch < self.total_epochs and not self.budget_spent():
+            started = time.perf_counter()
+            self._epoch_cpu_start = self.cpu_clock()
             train_loss = self.train_one_epoch()
             epoch_seconds = time.perf_counter() - started
+            validation_started = self.cpu_clock()
             val_mae = self.validate()
+            self._validation_cpu_seconds = self.cpu_clock() - validation_started
             self.train_seconds += time.perf_counter() - started
-            self.train_cpu_seconds += time.process_time() - started_cpu
+            self.train_cpu_seconds += self.cpu_clock() - self._epoch_cpu_start
+            self._epoch_cpu_start = None
             self.epoch += 1
             self.history.append({"epoch": self.epoch, "train_loss": train_loss, "val_mae": val_mae,
                                  "lr": self.learning_rate(), "seconds": round(self.train_seconds, 1),
@@ -281,8 +315,6 @@ class Trainer:
                                   best=f"{self.best['val_mae']:.2f}" if self.best else "none")
             self._save_resume_state()
             self.callback.on_epoch(dict(self.history[-1]), total_epochs=self.total_epochs)
-            if self.time_budget_s and self.train_cpu_seconds >= self.time_budget_s:
-                break
         epoch_bar.close()
         return self._finish()
 
@@ -294,12 +326,14 @@ class Trainer:
         return is_new_best(entry["val_mae"], self.best["val_mae"] if self.best else None)
 
     def _fit_budget(self) -> None:
-        """After the first epoch, shrink the epoch count to what the time budget allows, so the
-        schedule still ends with its low-learning-rate epochs. The budget is process CPU time:
-        runs that share a machine get the same compute however busy it is."""
-        if self.time_budget_s and self.epoch == 1:
-            affordable = max(1, int(self.time_budget_s // max(self.train_cpu_seconds, 1e-9)))
-            self.total_epochs = min(self.total_epochs, affordable)
+        """Re-estimate, after every epoch, how many epochs the CPU budget still allows (at the
+        last epoch's cost). Only the count shown to the user and the loop's end follow it: the
+        learning rate follows the share of the budget spent (schedule_progress)."""
+        if self.time_budget_s and self.epoch > 0:
+            last = max(self.history[-1]["cpu_seconds"] - (self.history[-2]["cpu_seconds"] if len(self.history) > 1 else 0.0),
+                       1e-9)
+            remaining = max(0.0, self.time_budget_s - self.train_cpu_seconds)
+            self.total_epochs = min(self.recipe.epochs, self.epoch + math.ceil(remaining / last - 0.05))
 
     def _finish(self) -> Path:
         if self.best is None or self.best_state is None:
