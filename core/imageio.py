@@ -54,7 +54,58 @@ def decode_image(source: bytes | str | Path) -> np.ndarray:
     return _decode_pillow(data)
 
 
+def decode_gray(source: bytes | str | Path, max_side: int | None = None) -> np.ndarray:
+    """Decode to grayscale integers, bone bright: uint8 for 8-bit sources, uint16 (0-65535
+    is 0-1) for deeper ones, reduced while decoding so the longest side is at most
+    `max_side` (never enlarged). A JPEG is decoded at a reduced DCT scale (Pillow's
+    `draft`) and any image is area-averaged down in its integer mode, so no full-size
+    float array is made for 8-bit PNG and JPEG. to_float(decode_gray(x)) == decode_image(x)
+    for PNG and JPEG when nothing is reduced. Raises ImageDecodeError like decode_image."""
+    data = Path(source).read_bytes() if isinstance(source, (str, Path)) else bytes(source)
+    if not data:
+        raise ImageDecodeError("the file is empty")
+    if is_dicom(data):
+        gray = _float_to_uint16(decode_image(data))
+    else:
+        image = _open_pillow(data, max_side)
+        if image.mode == "F":
+            gray = _float_to_uint16(_to_gray_float(image))
+        else:
+            gray = _to_gray_integers(image)
+    return reduce_to(gray, max_side) if max_side else gray
+
+
+def to_float(gray: np.ndarray) -> np.ndarray:
+    """decode_gray's integers as float32 in [0, 1]."""
+    peak = 255.0 if gray.dtype == np.uint8 else 65535.0
+    return gray.astype(np.float32) / peak
+
+
+def reduce_to(gray: np.ndarray, max_side: int) -> np.ndarray:
+    """Area-average an integer image down so its longest side is at most max_side."""
+    height, width = gray.shape
+    if max(height, width) <= max_side:
+        return gray
+    scale = max_side / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    image = Image.fromarray(gray)
+    # reducing_gap: whole-factor box reduction first (fast, in C on the integers), then the
+    # box filter for the rest; for 16-bit Pillow has no reduce(), so the box filter alone.
+    gap = 2.0 if gray.dtype == np.uint8 else None
+    return np.asarray(image.resize(size, Image.Resampling.BOX, reducing_gap=gap))
+
+
+def _float_to_uint16(image: np.ndarray) -> np.ndarray:
+    return np.round(np.clip(image, 0.0, 1.0) * 65535.0).astype(np.uint16)
+
+
 def _decode_pillow(data: bytes) -> np.ndarray:
+    return _to_gray_float(_open_pillow(data))
+
+
+def _open_pillow(data: bytes, max_side: int | None = None) -> Image.Image:
+    """Open, check the size before any pixel is decoded, and load; a JPEG at the smallest
+    DCT scale that still gives at least `max_side` on its longest side."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -62,6 +113,9 @@ def _decode_pillow(data: bytes) -> np.ndarray:
             image = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
             width, height = image.size
             _check_size(width, height)
+            if max_side and image.format == "JPEG" and max(width, height) > max_side:
+                scale = max_side / max(width, height)
+                image.draft(image.mode, (max(1, round(width * scale)), max(1, round(height * scale))))
             image.load()
     except ImageDecodeError:
         raise
@@ -75,7 +129,7 @@ def _decode_pillow(data: bytes) -> np.ndarray:
         ) from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageDecodeError(f"the image is damaged or truncated ({exc})") from exc
-    return _to_gray_float(image)
+    return image
 
 
 def _check_size(width: int, height: int) -> None:
@@ -92,14 +146,20 @@ def _check_size(width: int, height: int) -> None:
 
 
 def _to_gray_float(image: Image.Image) -> np.ndarray:
-    if image.mode in {"I;16", "I;16B", "I;16L", "I"}:
-        array = np.asarray(image, dtype=np.float32)
-        peak = 65535.0 if array.max() > 255 else 255.0
-        return np.clip(array / peak, 0.0, 1.0)
     if image.mode == "F":
         array = np.asarray(image, dtype=np.float32)
         lo, hi = float(array.min()), float(array.max())
         return (array - lo) / (hi - lo) if hi > lo else np.zeros_like(array)
+    return to_float(_to_gray_integers(image))
+
+
+def _to_gray_integers(image: Image.Image) -> np.ndarray:
+    """uint8, or uint16 when the image has more than 8 bits in use (values above 255)."""
+    if image.mode in {"I;16", "I;16B", "I;16L", "I"}:
+        array = np.asarray(image)
+        if array.max() > 255:
+            return np.clip(array, 0, 65535).astype(np.uint16)
+        return np.clip(array, 0, 255).astype(np.uint8)
     if image.mode in {"RGBA", "LA", "PA"} or (image.mode == "P" and "transparency" in image.info):
         image = image.convert("RGBA").convert("RGB")
-    return np.asarray(image.convert("L"), dtype=np.float32) / 255.0
+    return np.asarray(image.convert("L"))

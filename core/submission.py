@@ -2,19 +2,21 @@
 
 parse_submission() returns a Submission or raises InvalidSubmission with one
 message per field, written for the person at the form (the API returns the same).
-The image is decoded fully here, so a damaged or truncated file is refused now
-rather than failing later in the worker.
+The image is decoded here, once (core.working_image: reduced while decoding to the
+working size), so a damaged or truncated file is refused now rather than failing later in
+the worker; the decoded working copy travels in the Submission to be stored.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Mapping
 
-from core.imageio import ImageDecodeError, decode_image
+from core.imageio import ImageDecodeError
 from core.stages import normalise_sex
+from core.working_image import WorkingImage, make_working_image
 
 MAX_AGE_YEARS = 25
 MAX_AGE_MONTHS = MAX_AGE_YEARS * 12
@@ -28,6 +30,8 @@ class Submission:
     sex: str  # "M" | "F"
     chronological_age_months: float | None
     reference: str | None
+    # The upload decoded at the working size (None: submit_assessment decodes it).
+    working: WorkingImage | None = field(default=None, compare=False, repr=False)
 
 
 class InvalidSubmission(ValueError):
@@ -50,13 +54,13 @@ def uploaded_image(files: Mapping) -> bytes | None:
 
 def parse_submission(form: Mapping[str, str], image: bytes | None) -> Submission:
     errors: dict[str, str] = {}
-    checked_image = _check(errors, "image", _image, image)
+    working = _check(errors, "image", _image, image)
     sex = _check(errors, "sex", _sex, form.get("sex"))
     age = _check(errors, "age", _age, form)
     reference = _check(errors, "reference", _reference, form.get("reference"))
     if errors:
         raise InvalidSubmission(errors)
-    return Submission(image=checked_image, sex=sex, chronological_age_months=age, reference=reference)
+    return Submission(image=image, sex=sex, chronological_age_months=age, reference=reference, working=working)
 
 
 def _check(errors: dict[str, str], field: str, parse, value):
@@ -67,16 +71,15 @@ def _check(errors: dict[str, str], field: str, parse, value):
         return None
 
 
-def _image(data: bytes | None) -> bytes:
+def _image(data: bytes | None) -> WorkingImage:
     if data is None:
         raise ValueError("Choose a radiograph to upload (PNG, JPEG or DICOM).")
     if not data:
         raise ValueError("The uploaded file is empty. Choose the radiograph's image file.")
     try:
-        decode_image(data)
+        return make_working_image(data)
     except ImageDecodeError as exc:
         raise ValueError(f"The upload is not a readable radiograph: {exc}.") from None
-    return data
 
 
 def _sex(value: str | None) -> str:

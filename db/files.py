@@ -1,4 +1,6 @@
 """The file store: uploads by SHA-256 and heatmaps by assessment id, under one directory.
+Each upload's working and display copies (core.working_image) are kept by the same hash,
+under working/ and display/.
 
 Paths stored in the database are relative to the store's root, so the directory
 can move (or be mounted elsewhere in a container) without rewriting rows.
@@ -11,6 +13,12 @@ from pathlib import Path
 from core.atomic import write_bytes_atomic
 from core.hashing import sha256_hex
 from core.imageio import sniff_suffix
+from core.working_image import upload_is_display_size
+
+
+def derived_path(kind: str, sha256: str) -> str:
+    """Where an upload's "working" or "display" copy is kept."""
+    return f"{kind}/{sha256[:2]}/{sha256}.png"
 
 
 class FileStore:
@@ -31,6 +39,22 @@ class FileStore:
         if not target.exists():
             write_bytes_atomic(target, data)
         return digest, relative
+
+    def put_working_copies(self, sha256: str, working, upload_path: str) -> tuple[str, str]:
+        """Store an upload's working copy and display copy (a core.working_image.WorkingImage),
+        each encoded only when not stored yet; returns their relative paths. A PNG upload
+        already no larger than the display size is its own display copy."""
+        paths = []
+        for kind, encode in (("working", working.png), ("display", working.display_png)):
+            if kind == "display" and upload_is_display_size(upload_path, working):
+                paths.append(upload_path)
+                continue
+            relative = derived_path(kind, sha256)
+            target = self.path(relative)
+            if not target.exists():
+                write_bytes_atomic(target, encode())
+            paths.append(relative)
+        return paths[0], paths[1]
 
     def put_heatmap(self, name: str, png: bytes) -> str:
         relative = f"heatmaps/{name}.png"

@@ -23,19 +23,21 @@ class AssessmentRepository:
     def get(self, assessment_id: str) -> Assessment | None:
         return self.session.get(Assessment, assessment_id)
 
-    def claim(self, assessment: Assessment, *, now: datetime, stale_before: datetime) -> int | None:
+    def claim(self, assessment: Assessment, *, now: datetime, stale_before: datetime | None) -> int | None:
         """Move a queued job (or a running one whose attempt started before
-        `stale_before`, so its worker is gone) to running, as a new attempt.
+        `stale_before`, so its worker is gone; None: queued jobs only) to running, as a
+        new attempt.
 
         Returns the new attempt number, or None when another delivery owns the job or
         it is finished. Conditional on the status and attempt count read in `assessment`,
         so of two deliveries racing for the same job exactly one wins.
         """
         seen_attempts = assessment.attempts
-        claimable = or_(
-            Assessment.status == JobStatus.QUEUED,
-            and_(Assessment.status == JobStatus.RUNNING, Assessment.started_at < stale_before),
-        )
+        claimable = Assessment.status == JobStatus.QUEUED
+        if stale_before is not None:
+            claimable = or_(
+                claimable, and_(Assessment.status == JobStatus.RUNNING, Assessment.started_at < stale_before)
+            )
         won = self._update(
             and_(Assessment.id == assessment.id, Assessment.attempts == seen_attempts, claimable),
             status=JobStatus.RUNNING,
@@ -45,6 +47,30 @@ class AssessmentRepository:
             queue_wait_seconds=max(0.0, (now - assessment.created_at).total_seconds()),
         )
         return seen_attempts + 1 if won else None
+
+    def claim_queued(self, limit: int, *, now: datetime, exclude=()) -> list[tuple[Assessment, int]]:
+        """Claim up to `limit` queued jobs, oldest first, to run in one batch with a job
+        already claimed: each by the same guarded write as claim(); returns (job, attempt)
+        for those won. On PostgreSQL the rows are locked with FOR UPDATE SKIP LOCKED, so
+        two workers filling batches at once take different jobs and never wait for each
+        other; SQLite, which has no row locks, serialises the writes, and the guard lets
+        exactly one of two racing claims win."""
+        if limit <= 0:
+            return []
+        candidates = self.session.scalars(
+            select(Assessment.id)
+            .where(Assessment.status == JobStatus.QUEUED, Assessment.id.not_in(list(exclude)))
+            .order_by(Assessment.created_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        ).all()
+        claimed = []
+        for assessment_id in candidates:
+            assessment = self.get(assessment_id)
+            attempt = self.claim(assessment, now=now, stale_before=None) if assessment is not None else None
+            if attempt is not None:
+                claimed.append((assessment, attempt))
+        return claimed
 
     def transition(self, assessment_id: str, target: JobStatus, *, attempt: int | None = None, **values) -> bool:
         """Set `target` (and `values`) only if core.status allows it from the stored

@@ -1,4 +1,4 @@
-"""Retention: stored images (uploads and heatmaps) are deleted once a finished study is
+"""Retention: stored images (uploads, their working and display copies, and heatmaps) are deleted once a finished study is
 older than BONEAGE_RETENTION_DAYS. The numbers (bone age, interval, comparison,
 readings, audit results) stay; the study's page says the images were deleted."""
 
@@ -26,10 +26,16 @@ def delete_expired_images(*, uow, files, retention: timedelta, clock: Callable[[
                 assessment.heatmap_path = None
             deleted.append(assessment)
         work.commit()
+    # The upload's working and display copies (kept by the same content hash) go with it.
+    stored = {}
+    for assessment in deleted:
+        copies = stored.setdefault(assessment.image_path, {assessment.image_path})
+        copies.update(p for p in (assessment.working_image_path, assessment.display_image_path) if p)
     with uow() as work:
-        for image_path in sorted({a.image_path for a in deleted}):
+        for image_path in sorted(stored):
             if not work.assessments.image_still_needed(image_path, finished_before=cutoff):
-                files.delete(image_path)
+                for path in sorted(stored[image_path]):
+                    files.delete(path)
     ids = [a.id for a in deleted]
     if ids:
         log.warning("retention: deleted the images of %d studies finished before %s: %s", len(ids),

@@ -89,13 +89,15 @@ def heatmap(assessment_id: str):
 
 
 @bp.get("/assessments/<assessment_id>/image.png")
-@bp.doc(summary="The uploaded radiograph, as PNG (DICOM and JPEG uploads are converted)", operationId="getImage")
+@bp.doc(summary="The uploaded radiograph at display size (at most 768 px a side), as PNG", operationId="getImage")
 @bp.response(200, PNG, content_type="image/png", description="PNG")
 @bp.alt_response(404, schema=ErrorSchema, description="No such assessment.")
 def image(assessment_id: str):
     with deps().uow() as uow:
         assessment = _get_or_404(uow, assessment_id)
-        relative, deleted_at = assessment.image_path, assessment.images_deleted_at
+        # The display copy stored at submission; studies stored before it existed: the upload.
+        relative = assessment.display_image_path or assessment.image_path
+        deleted_at = assessment.images_deleted_at
     if deleted_at is not None:
         abort(404, description=f"The radiograph was deleted on {deleted_at:%Y-%m-%d} under the retention policy; "
                                "the results are kept.")

@@ -211,7 +211,7 @@ def test_a_dicom_upload_is_stored_without_the_patients_name(stack):
     assert b"CompressedSamples^CT1" in original
     response = _post(client, original, "study.dcm")
     assert response.status_code == 202
-    (stored,) = [p for p in settings.files_dir.rglob("*") if p.is_file()]
+    (stored,) = [p for p in (settings.files_dir / "uploads").rglob("*") if p.is_file()]
     assert stored.suffix == ".dcm" and b"CompressedSamples" not in stored.read_bytes()
     log_text = "".join(p.read_text(errors="replace") for p in settings.var_dir.rglob("*.log"))
     assert "CompressedSamples" not in log_text

@@ -43,12 +43,18 @@ class FakeAssessments:
 
     def claim(self, assessment: Assessment, *, now, stale_before) -> int | None:
         row = self.rows[assessment.id]
-        stale = row.status is JobStatus.RUNNING and row.started_at < stale_before
+        stale = stale_before is not None and row.status is JobStatus.RUNNING and row.started_at < stale_before
         if row.attempts != assessment.attempts or not (row.status is JobStatus.QUEUED or stale):
             return None
         row.status, row.attempts, row.started_at, row.error = JobStatus.RUNNING, row.attempts + 1, now, None
         row.queue_wait_seconds = max(0.0, (now - row.created_at).total_seconds())
         return row.attempts
+
+    def claim_queued(self, limit: int, *, now, exclude=()) -> list:
+        queued = sorted((a for a in self.rows.values() if a.status is JobStatus.QUEUED and a.id not in exclude),
+                        key=lambda a: a.created_at)[:max(0, limit)]
+        claimed = [(a, self.claim(a, now=now, stale_before=None)) for a in queued]
+        return [(a, attempt) for a, attempt in claimed if attempt is not None]
 
     def transition(self, assessment_id: str, target: JobStatus, *, attempt: int | None = None, **values) -> bool:
         row = self.rows.get(assessment_id)
@@ -228,6 +234,16 @@ class FakeFiles:
         relative = f"uploads/{digest[:2]}/{digest}{sniff_suffix(data)}"
         self.blobs[relative] = data
         return digest, relative
+
+    def put_working_copies(self, sha256: str, working, upload_path: str) -> tuple[str, str]:
+        from core.working_image import upload_is_display_size
+
+        paths = (f"working/{sha256[:2]}/{sha256}.png", f"display/{sha256[:2]}/{sha256}.png")
+        self.blobs[paths[0]] = working.png()
+        if upload_is_display_size(upload_path, working):
+            return paths[0], upload_path
+        self.blobs[paths[1]] = working.display_png()
+        return paths
 
     def put_heatmap(self, name: str, png: bytes) -> str:
         relative = f"heatmaps/{name}.png"
