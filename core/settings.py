@@ -30,6 +30,10 @@ DATABASE_URL and BROKER_URL to run the same code on PostgreSQL and Redis.
     BONEAGE_RETENTION_DAYS  unset            (delete a finished study's images after N days;
                                               the numbers are kept)
     BONEAGE_RECOVER_EVERY_S 60               (beat's recovery sweep period, seconds)
+    BONEAGE_BATCH_SIZE      16               (a worker runs up to this many queued assessments
+                                              as one batch through the model)
+    BONEAGE_BATCH_WAIT_S    0                (how long it waits for a batch to fill; 0: it takes
+                                              what is queued now)
     BONEAGE_TORCH_THREADS   unset            (torch's intra-op threads in a process that loads a
                                               model; unset: torch's default, all cores)
     BONEAGE_PRECISION       auto             (auto|fp32|bf16|fp16: autocast of the model's forward
@@ -78,6 +82,10 @@ class Settings:
     max_attempts: int = 3
     retention_days: int | None = None  # None: images are kept
     recover_every_s: float = 60.0
+    # Batching across jobs (services.assessments.run_assessment): up to batch_size queued
+    # assessments run as one batch; the worker waits at most batch_wait_s for it to fill.
+    batch_size: int = 16
+    batch_wait_s: float = 0.0
     # Access control (web.auth): cookies only over HTTPS when true; Flask-Limiter limits
     # ("N per minute;M per day") on login attempts (per address) and submissions (per user).
     secure_cookies: bool = False
@@ -118,6 +126,8 @@ class Settings:
             max_attempts=_positive_int(env, "BONEAGE_MAX_ATTEMPTS", 3),
             retention_days=_positive_int(env, "BONEAGE_RETENTION_DAYS", 0) or None,
             recover_every_s=_positive_float(env, "BONEAGE_RECOVER_EVERY_S", 60.0),
+            batch_size=_positive_int(env, "BONEAGE_BATCH_SIZE", 16),
+            batch_wait_s=_non_negative_float(env, "BONEAGE_BATCH_WAIT_S", 0.0),
             secure_cookies=env.get("BONEAGE_SECURE_COOKIES", "").strip().lower() in ("1", "true", "yes"),
             login_rate_limit=env.get("BONEAGE_LOGIN_RATE_LIMIT") or "10 per minute",
             submit_rate_limit=env.get("BONEAGE_SUBMIT_RATE_LIMIT") or "120 per minute",
@@ -179,6 +189,8 @@ class Settings:
             "BONEAGE_MAX_ATTEMPTS": str(self.max_attempts),
             "BONEAGE_RETENTION_DAYS": str(self.retention_days or ""),
             "BONEAGE_RECOVER_EVERY_S": repr(self.recover_every_s),
+            "BONEAGE_BATCH_SIZE": str(self.batch_size),
+            "BONEAGE_BATCH_WAIT_S": repr(self.batch_wait_s),
             "BONEAGE_SECURE_COOKIES": "1" if self.secure_cookies else "0",
             "BONEAGE_LOGIN_RATE_LIMIT": self.login_rate_limit,
             "BONEAGE_SUBMIT_RATE_LIMIT": self.submit_rate_limit,
@@ -208,6 +220,19 @@ def _dir(env: Mapping[str, str], name: str, default: Path) -> Path:
 
 def _positive_float(env: Mapping[str, str], name: str, default: float) -> float:
     return _positive(env, name, default, float, "a positive number")
+
+
+def _non_negative_float(env: Mapping[str, str], name: str, default: float) -> float:
+    value = env.get(name)
+    if not value:
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if not number >= 0:  # also refuses NaN
+        raise UserFacingError(f"{name} must be zero or a positive number, got {value!r}")
+    return number
 
 
 def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:

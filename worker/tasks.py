@@ -30,7 +30,8 @@ def _uow():
 @celery.task(name=ASSESS_TASK)
 def assess(assessment_id: str) -> str:
     return run_assessment(assessment_id, uow=_uow(), files=FileStore(settings.files_dir), predictors=predictors,
-                          lease=timedelta(seconds=settings.assessment_lease_s))
+                          lease=timedelta(seconds=settings.assessment_lease_s),
+                          batch_size=settings.batch_size, batch_wait_s=settings.batch_wait_s)
 
 
 @celery.task(name=RECOVER_TASK)
