@@ -282,7 +282,8 @@ def requests_login(base_url: str, username: str, password: str):
 def make_dicom(pixels=None, *, photometric: str = "MONOCHROME2", bits_stored: int = 12, signed: bool = False,
                modality: str = "DX", frames: int = 1, **tags) -> bytes:
     """A DICOM Part 10 file built in memory with pydicom: `pixels` (a 2-D integer array; by
-    default a radiograph-like blob with 12-bit values) as an uncompressed, explicit VR little
+    default a radiograph-like blob with 12-bit values, shown bright on dark in either
+    photometric interpretation, as make_png's) as an uncompressed, explicit VR little
     endian DX image (Digital X-Ray Image Storage). Keyword arguments are further tags by
     keyword (PatientName="Doe^Jane", RescaleSlope=2, WindowCenter=..., VOILUTSequence=...)."""
     import io
@@ -295,7 +296,9 @@ def make_dicom(pixels=None, *, photometric: str = "MONOCHROME2", bits_stored: in
     if pixels is None:
         yy, xx = np.mgrid[0:96, 0:96] / 96
         blob = np.exp(-(((xx - 0.5) / 0.18) ** 2 + ((yy - 0.55) / 0.28) ** 2))
-        pixels = np.round((0.08 + 0.7 * blob) * (2**bits_stored - 1)).astype(np.int64)
+        shown = 0.08 + 0.7 * blob
+        shown = 1.0 - shown if photometric == "MONOCHROME1" else shown  # MONOCHROME1: low values are white
+        pixels = np.round(shown * (2**bits_stored - 1)).astype(np.int64)
     pixels = np.asarray(pixels)
     bits_allocated = 8 if bits_stored <= 8 else 16
     dtype = {(8, False): np.uint8, (8, True): np.int8, (16, False): np.uint16, (16, True): np.int16}[
