@@ -129,7 +129,7 @@ def render_chart(chart: GrowthChart, fmt: str = "svg") -> bytes:
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(6.4, 4.6), dpi=100)
+    figure = Figure(figsize=(5.2, 4.9), dpi=100, layout="constrained")
     axes = figure.add_subplot()
     ages = [_years(r.age_months) for r in chart.band]
     axes.fill_between(ages, [_years(r.low_months) for r in chart.band], [_years(r.high_months) for r in chart.band],
@@ -168,9 +168,9 @@ def render_chart(chart: GrowthChart, fmt: str = "svg") -> bytes:
     title = f"Bone age against age ({sex})"
     if chart.reference:
         title += f", reference {chart.reference}"
-    axes.set_title(title, fontsize=12)
-    axes.set_xlabel("chronological age (years)", fontsize=11)
-    axes.set_ylabel("bone age (years)", fontsize=11)
+    axes.set_title(title, fontsize=11)
+    axes.set_xlabel("chronological age (years)", fontsize=10.5)
+    axes.set_ylabel("bone age (years)", fontsize=10.5)
     limit = float(int(top) + 1)
     axes.set_xlim(0, limit)
     axes.set_ylim(0, limit)
@@ -178,8 +178,8 @@ def render_chart(chart: GrowthChart, fmt: str = "svg") -> bytes:
     axes.set_yticks(range(0, int(limit) + 1, 2))
     axes.tick_params(labelsize=10)
     axes.grid(True, color="#e4e7ec", linewidth=0.6)
-    axes.legend(fontsize=8.5, loc="upper left", framealpha=0.9)
-    figure.tight_layout()
+    # below the axes, where it never hides a point or a bar
+    figure.legend(*axes.get_legend_handles_labels(), loc="outside lower center", ncols=2, fontsize=8, frameon=False)
     buffer = io.BytesIO()
     metadata = {"Date": None} if fmt == "svg" else {}
     figure.savefig(buffer, format=fmt, metadata=metadata)
