@@ -8,7 +8,8 @@ attribute not listed here is removed, which is stricter than the profile's table
   rescale or LUT, VOI LUT: window or LUT, Presentation LUT Shape, pixel spacing);
 - the few clinical tags a bone-age reading can use, under the profile's *Retain Patient
   Characteristics Option*: sex and age (never the birth date), and the modality, body part,
-  laterality and view that the image check reads (core.image_checks);
+  laterality and view that the image check reads (core.image_checks); each only when its
+  value is a well-formed code or age (TEXT_VALUE_PATTERNS), so no free text is kept;
 - new Study, Series and SOP Instance UIDs (the profile's "U": replaced), derived from a
   hash of the pixel data so the same image stored twice is the same file (uploads are
   stored by content hash), and nothing of the original UIDs survives;
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 
 from core.imageio import is_dicom
 
@@ -35,7 +37,7 @@ PIXEL_TAGS = (
     "SamplesPerPixel", "PhotometricInterpretation", "PlanarConfiguration", "NumberOfFrames",
     "Rows", "Columns", "BitsAllocated", "BitsStored", "HighBit", "PixelRepresentation",
     "PixelPaddingValue", "PixelPaddingRangeLimit",
-    "RescaleSlope", "RescaleIntercept", "RescaleType", "ModalityLUTSequence",
+    "RescaleSlope", "RescaleIntercept", "ModalityLUTSequence",
     "WindowCenter", "WindowWidth", "VOILUTFunction", "VOILUTSequence", "PresentationLUTShape",
     "PixelSpacing", "ImagerPixelSpacing", "PixelAspectRatio", "LossyImageCompression", "PixelData",
 )
@@ -51,6 +53,9 @@ REPLACED_UIDS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
 DEIDENTIFICATION_METHOD = ["DICOM PS3.15 Basic Profile, clean slate (boneage)",  # LO: 64 characters each
                            "Retain Patient Characteristics Option", "UIDs replaced"]
 ADDED_TAGS = ("SOPClassUID", *REPLACED_UIDS, "PatientIdentityRemoved", "DeidentificationMethod")
+# A kept text value must be what its VR allows, so free text (a name typed into the body
+# part, say) cannot ride along: Code Strings and Age Strings; other VRs kept are numbers.
+TEXT_VALUE_PATTERNS = {"CS": re.compile(r"[A-Z0-9 _]{0,16}"), "AS": re.compile(r"\d{3}[DWMY]")}
 
 
 def deidentify(data: bytes) -> bytes:
@@ -74,7 +79,7 @@ def deidentify(data: bytes) -> bytes:
         raise ImageDecodeError(problem)
     reduced = Dataset()
     for keyword in KEPT_TAGS:
-        if keyword in source:
+        if keyword in source and _well_formed(source[keyword]):
             reduced[keyword] = _kept(source[keyword])
     pixels = hashlib.sha256(bytes(source.get("PixelData", b"") or b"")).hexdigest()
     sop_class = source.file_meta.get("MediaStorageSOPClassUID") or source.get("SOPClassUID") \
@@ -92,6 +97,14 @@ def deidentify(data: bytes) -> bytes:
     buffer = io.BytesIO()
     pydicom.dcmwrite(buffer, reduced, enforce_file_format=True)
     return buffer.getvalue()
+
+
+def _well_formed(element) -> bool:
+    pattern = TEXT_VALUE_PATTERNS.get(element.VR)
+    if pattern is None:
+        return True
+    values = element.value if element.VM > 1 else [element.value]
+    return all(pattern.fullmatch(str(value if value is not None else "").strip()) for value in values)
 
 
 def _kept(element):

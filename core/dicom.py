@@ -48,10 +48,21 @@ def read_dataset(data: bytes, *, pixels: bool = True):
     """The parsed DICOM dataset; ImageDecodeError when pydicom cannot parse it."""
     import pydicom
 
+    quiet_pydicom_validation()
     try:
         return pydicom.dcmread(io.BytesIO(data), stop_before_pixels=not pixels)
     except Exception as exc:  # noqa: BLE001 - pydicom raises many types for bad files
         raise ImageDecodeError(f"the DICOM file cannot be read ({_short(exc)})") from exc
+
+
+def quiet_pydicom_validation() -> None:
+    """pydicom warns and logs a malformed value with the value itself ("Invalid value for
+    VR DA: '...'"), which would write a patient's name or birth date into the web and worker
+    logs. Values are not validated when read (this process-wide setting changes nothing
+    else); the values this service uses are checked where they are read."""
+    from pydicom import config
+
+    config.settings.reading_validation_mode = config.IGNORE
 
 
 def decode_dicom(data: bytes) -> np.ndarray:
@@ -239,7 +250,7 @@ def _sex(value) -> str | None:
 
 
 def _date(value) -> date | None:
-    text = (_text(value) or "").replace(".", "")  # DA is YYYYMMDD (ACR-NEMA wrote YYYY.MM.DD)
+    text = (_text(value) or "").replace(".", "").replace("-", "")  # DA: YYYYMMDD; YYYY.MM.DD, YYYY-MM-DD seen
     if not re.fullmatch(r"\d{8}", text):
         return None
     try:

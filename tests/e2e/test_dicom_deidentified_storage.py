@@ -51,6 +51,7 @@ def _phi_dicom() -> bytes:
     original_uid = "1.2.826.0.1.3680043.8.498.4711"
     return make_dicom(photometric="MONOCHROME1", modality="CR", BodyPartExamined="HAND",
                       PatientName=NAME, PatientID=PATIENT_ID, PatientBirthDate=BIRTH_DATE, PatientSex="F",
+                      PatientAge="Jane Doe 10y",  # malformed: pydicom would echo it into the logs
                       StudyDate="20241103", AccessionNumber="ACC-99887766",
                       InstitutionName="St Example Childrens Hospital", ReferringPhysicianName="House^Gregory",
                       StationName="XRAY-ROOM-7", StudyInstanceUID=original_uid + ".1",

@@ -111,3 +111,30 @@ def test_an_unreadable_dicom_is_refused(cut):
 def test_an_image_with_burned_in_annotation_is_not_stored():
     with pytest.raises(ImageDecodeError, match="burned-in annotation"):
         deidentify(make_dicom(BurnedInAnnotation="YES"))
+
+
+def test_free_text_in_a_kept_tag_is_dropped():
+    stored = deidentify(make_dicom(PatientAge="Jane Doe 10y", BodyPartExamined="hand of Jane Doe",
+                                   ViewPosition="PA", PatientSex="F"))
+    reduced = pydicom.dcmread(io.BytesIO(stored))
+    assert b"Doe" not in stored
+    assert "PatientAge" not in reduced and "BodyPartExamined" not in reduced
+    assert reduced.ViewPosition == "PA" and reduced.PatientSex == "F"
+
+
+def test_malformed_values_are_not_echoed_into_logs_or_warnings(caplog):
+    import logging
+
+    from core.dicom import dicom_tags
+
+    caplog.set_level(logging.DEBUG)
+    data = make_dicom(PatientName="Doe^Jane", PatientBirthDate="Doe 2014", PatientAge="Jane Doe 10y",
+                      StudyDate="2024-11-03", WindowCenterWidthExplanation="Doe")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        tags = dicom_tags(data)
+        decode_image(data)
+        deidentify(data)
+    assert tags.birth_date is None and tags.study_date.isoformat() == "2024-11-03"  # YYYY-MM-DD is read too
+    said = [str(w.message) for w in caught] + [record.getMessage() for record in caplog.records]
+    assert not [line for line in said if "Doe" in line or "Jane" in line], said
