@@ -1,0 +1,731 @@
+"""Throughput of bone-age assessment, from the model's bound to the whole service (issue 10).
+
+    .venv/bin/python benchmarks/bench_throughput.py --model bench-out/real-quick/model.pt \
+        [--parts model,stages,naive,e2e,web] [--modes embedded,services] [--studies 200]
+
+Prints, on full-resolution studies (real RSNA sample films upscaled to about 2,000 x 2,500
+and re-encoded as PNG, alternately 8- and 16-bit, written once to --images-dir under /tmp):
+
+- model   the model bound: forward passes as the recipe needs them (flip TTA: two per
+          study) at batch 1 and 16, in studies/s;
+- precision  held-out MAE and speed of each autocast dtype / channels-last on this device
+          (not in the default parts: --parts precision);
+- stages  each stage per study: decode (the full float decode, and the working copy at
+          submission when the code has one), preprocessing, prediction, Grad-CAM (one
+          pass from the head; and pytorch-grad-cam over the whole network, for scale),
+          overlay, and Predictor.predict with and without Grad-CAM at batch 1 and 16;
+- naive   a naive baseline in one process: the model loaded for every study, the full
+          decode, batch 1, Grad-CAM over the whole network;
+- e2e     end to end through the real service, per mode (embedded: SQLite and the
+          filesystem queue; services: a private PostgreSQL and Redis): gunicorn and one
+          Celery worker (`boneage worker`), N studies submitted over the API by concurrent
+          clients; assessments/s, p50/p95 latency from the client's submit to the stored
+          result, and the ratio to the model bound; plus the database writes per study;
+- web     the web tier alone (gunicorn on loopback, no worker): locust headless with 32
+          status pollers (one poll a second each) and submitters sending full-resolution
+          uploads; submissions/s and the poll latency p50/p95/p99.
+
+The machine is stated with its load average before and after each part; the numbers
+depend on what else runs. Nothing is written into the repository.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import contextlib
+import io
+import itertools
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+for path in (REPO_ROOT, REPO_ROOT / "benchmarks"):
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
+
+import numpy as np  # noqa: E402
+
+DEFAULT_SAMPLE = REPO_ROOT.parent / "shared" / "data" / "rsna-sample"
+DEFAULT_IMAGES_DIR = Path(tempfile.gettempdir()) / "boneage-bench-fullres"
+FULL_SIDE = 2500  # longest side of the upscaled films (RSNA full size: about 2,000 x 2,500)
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def load_average() -> str:
+    return "/".join(f"{v:.2f}" for v in os.getloadavg())
+
+
+def machine() -> str:
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return (f"{cpu}, {os.cpu_count()} cores, {gpu}; torch {torch.__version__}, "
+            f"{torch.get_num_threads()} torch threads; Python {platform.python_version()}")
+
+
+# ------------------------------------------------------------------ the studies
+
+
+def full_resolution_studies(sample: Path, count: int, out_dir: Path) -> list[Path]:
+    """`count` real sample films upscaled so the longest side is FULL_SIDE, as PNG: even
+    ones 8-bit, odd ones 16-bit. Made once; kept in out_dir (outside the repository)."""
+    from PIL import Image
+
+    sources = sorted((sample / "boneage-training-dataset").glob("*.png"))
+    if not sources:
+        raise SystemExit(f"no RSNA sample at {sample} (expected boneage-training-dataset/*.png)")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(count):
+        source = sources[i % len(sources)]
+        bits = 8 if i % 2 == 0 else 16
+        path = out_dir / f"{i:04d}-{source.stem}-{bits}bit.png"
+        if not path.is_file():
+            image = Image.open(source).convert("F")
+            scale = FULL_SIDE / max(image.size)
+            size = (round(image.width * scale), round(image.height * scale))
+            pixels = np.asarray(image.resize(size, Image.Resampling.BICUBIC)) / 255.0
+            pixels = np.clip(pixels, 0.0, 1.0)
+            if bits == 8:
+                picture = Image.fromarray(np.round(pixels * 255).astype(np.uint8), mode="L")
+            else:
+                picture = Image.fromarray(np.round(pixels * 65535).astype(np.uint16))
+            tmp = path.with_suffix(".tmp")
+            picture.save(tmp, format="PNG")
+            tmp.rename(path)
+        paths.append(path)
+    return paths
+
+
+# ------------------------------------------------------------------ timing helpers
+
+
+def per_item_ms(function, items: int, repeat: int = 1) -> float:
+    """Wall milliseconds per item of `function()` over `repeat` runs (after one warm-up)."""
+    function()
+    started = time.perf_counter()
+    for _ in range(repeat):
+        function()
+    return 1000 * (time.perf_counter() - started) / (repeat * items)
+
+
+@dataclass
+class Results:
+    lines: list[str] = field(default_factory=list)
+    numbers: dict = field(default_factory=dict)
+
+    def say(self, line: str = "") -> None:
+        print(line, flush=True)
+        self.lines.append(line)
+
+
+# ------------------------------------------------------------------ model bound
+
+
+def model_bound(predictor, results: Results, seconds: float = 6.0) -> float:
+    """Studies/s the forward passes allow at batch 16 (printed for 1 and 16)."""
+    import torch
+
+    from training.augment import hflip, to_float
+
+    size = predictor.recipe.image_size
+    passes = 2 if predictor.recipe.tta else 1
+    rng = np.random.default_rng(0)
+    results.say(f"model bound: {predictor.model_version}, {size} px, {passes} forward pass(es) per study "
+                f"(flip TTA {predictor.recipe.tta}), precision {predictor.precision.dtype}, "
+                f"channels-last {predictor.precision.channels_last}, device {predictor.device}")
+    results.say(f"| batch | forward passes/s | studies/s | ms per study |")
+    results.say(f"|---:|---:|---:|---:|")
+    best = 0.0
+    for batch in (1, 16):
+        x = predictor.precision.layout(to_float(torch.from_numpy(
+            rng.integers(0, 255, (batch, size, size), dtype=np.uint8))).to(predictor.device))
+        m = torch.ones(batch, device=predictor.device)
+
+        def run():
+            with torch.inference_mode(), predictor.precision.autocast(predictor.device):
+                predictor.model(x, m)
+                if passes == 2:
+                    predictor.model(hflip(x), m)
+            if predictor.device.type == "cuda":
+                torch.cuda.synchronize()
+
+        run()
+        done, started = 0, time.perf_counter()
+        while time.perf_counter() - started < seconds or done < 3:
+            run()
+            done += 1
+        elapsed = time.perf_counter() - started
+        studies = done * batch / elapsed
+        best = max(best, studies)
+        results.say(f"| {batch} | {studies * passes:.1f} | {studies:.1f} | {1000 / studies:.1f} |")
+        results.numbers[f"model_bound_batch{batch}"] = studies
+    results.numbers["model_bound"] = best
+    return best
+
+
+# ------------------------------------------------------------------ precision
+
+
+def precision_choices(model_path: Path, sample: Path, results: Results, device) -> None:
+    """Held-out MAE (the model's test split of the sample) and forward speed at batch 16 for
+    each autocast dtype and memory layout on this device; kept only within 0.1 months."""
+    import torch
+
+    from gpu_check import held_out_split
+    from training.augment import hflip, to_float
+    from training.inference import predict_months
+    from training.precision import Precision
+
+    model, recipe, squares, male, ages = held_out_split(model_path, sample, quick=False)
+    model = model.to(device).eval()
+    results.say(f"precision on {device} ({len(ages)} held-out films of the sample; speed: forward passes with TTA, batch 16):")
+    results.say("| autocast | channels-last | held-out MAE (months) | Δ vs fp32 | studies/s | verdict |")
+    results.say("|---|---|---:|---:|---:|---|")
+    reference = None
+    x16 = to_float(torch.from_numpy(squares[:16])).to(device)
+    m16 = torch.from_numpy(male[:16]).to(device)
+    for dtype in ("fp32", "bf16", "fp16"):
+        for channels_last in (False, True):
+            precision = Precision(dtype, channels_last)
+            model.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+            try:
+                predicted = predict_months(model, squares, male, tta=recipe.tta, device=device, precision=precision)
+            except RuntimeError as exc:
+                results.say(f"| {dtype} | {channels_last} | not supported: {str(exc)[:80]} | | | |")
+                continue
+            mae = float(np.mean(np.abs(predicted - ages)))
+            reference = mae if reference is None else reference
+            x = precision.layout(x16)
+
+            def run():
+                with torch.inference_mode(), precision.autocast(device):
+                    model(x, m16)
+                    model(hflip(x), m16)
+
+            per_study = per_item_ms(run, 16, repeat=3)
+            within = abs(mae - reference) <= 0.1
+            results.numbers[f"precision:{dtype}:{int(channels_last)}"] = dict(mae=mae, studies_per_s=1000 / per_study)
+            results.say(f"| {dtype} | {channels_last} | {mae:.3f} | {mae - reference:+.3f} | {1000 / per_study:.1f} "
+                        f"| {'within 0.1' if within else 'MAE moved: drop'} |")
+
+
+# ------------------------------------------------------------------ stages
+
+
+def stages(predictor, studies: list[Path], results: Results, count: int = 16) -> None:
+    import torch
+
+    from core.imageio import decode_image
+    from training.gradcam import GradCamExplainer, overlay_png
+
+    paths = studies[:count]
+    blobs = [p.read_bytes() for p in paths]
+    sexes = list(itertools.islice(itertools.cycle("MF"), len(paths)))
+    male = np.array([s == "M" for s in sexes], dtype=np.float32)
+    rows: list[tuple[str, str, float]] = []
+
+    def row(stage: str, note: str, ms: float) -> None:
+        rows.append((stage, note, ms))
+        results.numbers[f"stage_ms:{stage}:{note}"] = ms
+
+    def timed_each(function, items):
+        started = time.perf_counter()
+        out = [function(item) for item in items]
+        return out, 1000 * (time.perf_counter() - started) / len(items)
+
+    images, ms = timed_each(decode_image, blobs)
+    row("decode", "decode_image: full-size float32", ms)
+    working = None
+    with contextlib.suppress(ImportError):
+        from core.working_image import make_working_image
+
+        made, ms = timed_each(make_working_image, blobs)
+        row("decode", "working copy at submission (make_working_image, ≤1024 px)", ms)
+        working = [w.as_float() for w in made]
+        _, ms = timed_each(lambda w: w.png(), made)
+        row("decode", "working copy PNG encode (stored once)", ms)
+    squares, ms = timed_each(lambda image: predictor.preprocess([image])[0], images)
+    row("preprocessing", "from the full-size float", ms)
+    if working is not None:
+        _, ms = timed_each(lambda image: predictor.preprocess([image])[0], working)
+        row("preprocessing", "from the working copy", ms)
+    squares = np.stack(squares)
+    for batch in (1, 16):
+        chunks = [(squares[i : i + batch], male[i : i + batch]) for i in range(0, len(squares), batch)]
+
+        def forward_all():
+            return [predictor.forward(s, m) for s, m in chunks]
+
+        row("prediction", f"forward with TTA, batch {batch}", per_item_ms(forward_all, len(squares)))
+        passes = forward_all()
+        row("Grad-CAM", f"one pass from the head, batch {batch}", per_item_ms(
+            lambda: [predictor.explainer.heatmaps(f.feature_maps, m, squares.shape[-1])
+                     for f, (_, m) in zip(passes, chunks)], len(squares)))
+        full = GradCamExplainer(predictor.model)
+        row("Grad-CAM", f"pytorch-grad-cam over the whole network, batch {batch}", per_item_ms(
+            lambda: [full.heatmaps(s, m) for s, m in chunks], len(squares)))
+    maps = predictor.explainer.heatmaps(predictor.forward(squares, male).feature_maps, male, squares.shape[-1])
+    _, ms = timed_each(lambda i: overlay_png(squares[i], maps[i]), range(len(squares)))
+    row("overlay", "overlay_png (jet over the square, PNG)", ms)
+    source = working if working is not None else images
+    for batch in (1, 16):
+        for gradcam in (False, True):
+            def predict_all():
+                for i in range(0, len(source), batch):
+                    predictor.predict(source[i : i + batch], sexes[i : i + batch], gradcam=gradcam)
+
+            ms = per_item_ms(predict_all, len(source))
+            row("Predictor.predict", f"batch {batch}, Grad-CAM {'on' if gradcam else 'off'} "
+                f"(preprocessing + forward{' + map + overlay' if gradcam else ''})", ms)
+            results.numbers[f"predict_per_s_batch{batch}_gradcam{int(gradcam)}"] = 1000 / ms
+    for batch in (1, 16):
+        on = results.numbers[f"predict_per_s_batch{batch}_gradcam1"]
+        off = results.numbers[f"predict_per_s_batch{batch}_gradcam0"]
+        results.numbers[f"gradcam_ratio_batch{batch}"] = on / off
+    results.say(f"stages, per study ({len(paths)} full-resolution PNGs, {paths[0].name} ...; "
+                f"{torch.get_num_threads()} torch threads):")
+    results.say("| stage | how | ms per study |")
+    results.say("|---|---|---:|")
+    for stage, note, ms in rows:
+        results.say(f"| {stage} | {note} | {ms:.1f} |")
+    results.say(f"Predictor.predict with Grad-CAM / without: batch 1 "
+                f"{results.numbers['gradcam_ratio_batch1']:.2f}, batch 16 {results.numbers['gradcam_ratio_batch16']:.2f}")
+
+
+# ------------------------------------------------------------------ naive baseline
+
+
+def naive_baseline(model_path: Path, studies: list[Path], results: Results, count: int = 6) -> None:
+    """The model loaded per job, the full decode, batch 1, Grad-CAM through the whole network."""
+    from core.imageio import decode_image
+    from training.gradcam import GradCamExplainer, overlay_png
+    from training.predict import Predictor
+
+    def one(path: Path, sex: str) -> None:
+        predictor = Predictor.from_checkpoint(model_path)
+        image = decode_image(path.read_bytes())
+        squares = predictor.preprocess([image])
+        predictor.forward(squares, np.array([sex == "M"], dtype=np.float32))
+        (heatmap,) = GradCamExplainer(predictor.model).heatmaps(squares, np.array([sex == "M"], dtype=np.float32))
+        overlay_png(squares[0], heatmap)
+
+    one(studies[0], "M")  # warm-up (imports, file cache)
+    started = time.perf_counter()
+    for i, path in enumerate(studies[:count]):
+        one(path, "MF"[i % 2])
+    per_s = count / (time.perf_counter() - started)
+    results.numbers["naive_per_s"] = per_s
+    results.say(f"naive baseline (model loaded per study, full decode, batch 1, full-network Grad-CAM, "
+                f"{count} studies in one process): {per_s:.2f} studies/s ({1000 / per_s:.0f} ms per study)")
+
+
+# ------------------------------------------------------------------ the service
+
+
+class BenchService:
+    """gunicorn + (optionally) one Celery worker on a private copy of the code, embedded
+    (SQLite + filesystem queue) or services (private PostgreSQL + Redis)."""
+
+    def __init__(self, mode: str, root: Path, model: Path, *, worker_env: dict[str, str], web_workers: int = 2,
+                 workers: int = 1, code_rev: str | None = None):
+        self.mode, self.root, self.model, self.code_rev = mode, root, model, code_rev
+        self.worker_env, self.web_workers, self.worker_count = worker_env, web_workers, workers
+        self.redis = self.postgres = self.web = None
+        self.workers = []
+        self.headers: dict[str, str] = {}
+
+    def start(self, with_worker: bool = True) -> "BenchService":
+        from core.settings import Settings
+        from fault_injection import PrivatePostgres, PrivateRedis, Proc, free_port, snapshot_code
+
+        env = {"BONEAGE_VAR_DIR": str(self.root / "var"), "BONEAGE_SUBMIT_RATE_LIMIT": "1000000 per minute",
+               "BONEAGE_LOGIN_RATE_LIMIT": "1000000 per minute"}
+        if self.mode == "services":
+            self.redis = PrivateRedis(self.root)
+            self.redis.start()
+            self.postgres = PrivatePostgres()
+            self.postgres.init()
+            env |= {"DATABASE_URL": self.postgres.url, "BROKER_URL": self.redis.url}
+        self.settings = Settings.from_env(env)
+        self.settings.ensure_dirs()
+        code = snapshot_code(self.root / "code") if not self.code_rev else export_revision(self.code_rev, self.root / "code")
+        self.env = {**os.environ, **self.settings.to_env(), "PYTHONUNBUFFERED": "1", "BONEAGE_DEVICE": "cpu",
+                    "PYTHONPATH": str(code)}
+
+        def cli(*argv: str) -> str:
+            return subprocess.run([sys.executable, "-m", "boneage", *argv], cwd=code, check=True, env=self.env,
+                                  capture_output=True, text=True).stdout
+
+        cli("db", "upgrade")
+        cli("register-model", str(self.model), "--activate")
+        cli("users", "add", "bench", "--role", "submitter")
+        self.headers = {"Authorization": f"Bearer {cli('users', 'token', 'bench').strip().splitlines()[-1].strip()}"}
+        self.port = free_port()
+        logs = self.root / "logs"
+        self.web = Proc("web", [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{self.port}", "--workers",
+                                str(self.web_workers), "--threads", "4", "--timeout", "120", "web:create_app()"],
+                        self.env, logs / "web.log", cwd=code).start()
+        if with_worker:
+            self.workers = [Proc(f"worker{i}", [sys.executable, "-m", "boneage", "worker", "--hostname",
+                                                f"bench{i}@%h"], {**self.env, **self.worker_env},
+                                 logs / f"worker{i}.log", cwd=code).start() for i in range(self.worker_count)]
+        self.web.wait_for("Booting worker")
+        for worker in self.workers:
+            worker.wait_for(" ready.")
+        self._wait_web()
+        return self
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _wait_web(self, timeout: float = 120) -> None:
+        import requests
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(requests.RequestException):
+                if requests.get(f"{self.base_url}/healthz", timeout=5).status_code < 500:
+                    return
+            time.sleep(0.3)
+        raise RuntimeError(f"the web server did not answer:\n{self.web.log()[-3000:]}")
+
+    def submit(self, path: Path, study: int) -> str:
+        import requests
+
+        for _ in range(20):
+            with path.open("rb") as fh:
+                response = requests.post(f"{self.base_url}/api/v1/assessments", headers=self.headers, timeout=120,
+                                         files={"image": (path.name, fh, "image/png")},
+                                         data={"sex": "MF"[study % 2], "age_years": str(3 + study % 14),
+                                               "reference": f"BENCH-{study:04d}"})
+            if response.status_code == 202:
+                return response.json()["id"]
+            if response.status_code not in (429, 503):
+                raise RuntimeError(f"submission {study}: {response.status_code} {response.text[:300]}")
+            time.sleep(1)
+        raise RuntimeError(f"submission {study} refused 20 times")
+
+    def finished(self, ids: set[str]) -> dict[str, tuple[str, datetime | None]]:
+        from db.models import Assessment
+        from db.session import session_factory
+
+        with session_factory(self.settings.database_url)() as session:
+            rows = session.query(Assessment.id, Assessment.status, Assessment.finished_at, Assessment.error).filter(
+                Assessment.id.in_(list(ids))).all()
+        return {r.id: (str(r.status), r.finished_at, r.error) for r in rows if str(r.status) in ("succeeded", "failed")}
+
+    def stop(self) -> None:
+        from db.session import dispose_engines
+
+        for proc in (*self.workers, self.web):
+            if proc is not None:
+                proc.stop()
+        dispose_engines()
+        if self.redis:
+            self.redis.stop()
+        if self.postgres:
+            self.postgres.destroy()
+
+
+def export_revision(rev: str, target: Path) -> Path:
+    """The service's packages as committed at `rev` (for a before/after run on one machine)."""
+    from fault_injection import CODE_PACKAGES
+
+    target.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.run(["git", "archive", rev, *CODE_PACKAGES], cwd=REPO_ROOT, check=True,
+                             capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
+    return target
+
+
+def database_writes(database_url: str, count: int = 50) -> tuple[float, float]:
+    """ms per study of the service's own writes: the job's row at submission, and the claim
+    plus the result at the end (each its own transaction, as services/assessments.py does)."""
+    from core.status import JobStatus
+    from db.models import Assessment
+    from db.session import unit_of_work_factory
+
+    uow = unit_of_work_factory(database_url)
+    ids, started = [], time.perf_counter()
+    for i in range(count):
+        with uow() as work:
+            row = work.assessments.add(Assessment(image_sha256=f"{i:064x}", image_path=f"uploads/bench-{i}.png",
+                                                  sex="MF"[i % 2], reference=f"DBW-{i}", sends=1,
+                                                  enqueued_at=datetime.now(timezone.utc)))
+            work.commit()
+            ids.append(row.id)
+    submit_ms = 1000 * (time.perf_counter() - started) / count
+    started = time.perf_counter()
+    for assessment_id in ids:
+        now = datetime.now(timezone.utc)
+        with uow() as work:
+            attempt = work.assessments.claim(work.assessments.get(assessment_id), now=now, stale_before=now)
+            work.commit()
+        with uow() as work:
+            work.assessments.transition(assessment_id, JobStatus.SUCCEEDED, attempt=attempt, finished_at=now,
+                                        bone_age_months=100.0, stage="Child", heatmap_path="heatmaps/x.png")
+            work.commit()
+    result_ms = 1000 * (time.perf_counter() - started) / count
+    with uow() as work:  # leave nothing behind for the run that follows
+        for assessment_id in ids:
+            work.session.delete(work.assessments.get(assessment_id))
+        work.commit()
+    return submit_ms, result_ms
+
+
+def end_to_end(mode: str, model: Path, studies: list[Path], results: Results, *, concurrency: int,
+               worker_env: dict[str, str], workers: int, bound: float | None, keep: bool,
+               code_rev: str | None = None) -> None:
+    root = Path(tempfile.mkdtemp(prefix=f"boneage-bench-{mode}-"))
+    service = BenchService(mode, root, model, worker_env=worker_env, workers=workers, code_rev=code_rev)
+    try:
+        log(f"e2e {mode}: starting the service in {root}")
+        service.start()
+        submit_ms, result_ms = database_writes(service.settings.database_url)
+        results.numbers[f"db_ms:{mode}"] = (submit_ms, result_ms)
+        # warm-up: each worker loads torch and the model on its first job
+        warm = {service.submit(studies[i], 10_000 + i) for i in range(max(2, workers))}
+        _wait(service, warm, timeout=600)
+        load_before = load_average()
+        log(f"e2e {mode}: submitting {len(studies)} studies from {concurrency} clients")
+        submitted: dict[str, float] = {}
+        started_wall = time.time()
+
+        def one(index: int) -> None:
+            at = time.time()
+            submitted[service.submit(studies[index], index)] = at
+
+        with concurrent.futures.ThreadPoolExecutor(concurrency) as pool:
+            list(pool.map(one, range(len(studies))))
+        submit_done = time.time()
+        done = _wait(service, set(submitted), timeout=1800)
+        finished = {i: v[1].timestamp() for i, v in done.items()}
+        failed = {i: v[2] for i, v in done.items() if v[0] == "failed"}
+        end = max(finished.values())
+        rate = len(studies) / (end - started_wall)
+        latencies = sorted(finished[i] - submitted[i] for i in submitted)
+        p50, p95 = np.percentile(latencies, 50), np.percentile(latencies, 95)
+        label = f"{mode} @ {code_rev}" if code_rev else mode
+        results.numbers[f"e2e:{label}"] = dict(rate=rate, p50=p50, p95=p95, failed=len(failed),
+                                              submit_rate=len(studies) / (submit_done - started_wall))
+        ratio = f"{rate / bound:.2f}" if bound else "n/a"
+        results.say(f"| {label} | {len(studies)} | {concurrency} | {workers} x {worker_env.get('BONEAGE_TORCH_THREADS', 'default')} "
+                    f"| {rate:.2f} | {len(studies) / (submit_done - started_wall):.2f} | {p50:.1f} | {p95:.1f} "
+                    f"| {ratio} | {len(failed)} | {submit_ms:.1f} / {result_ms:.1f} | {load_before} → {load_average()} |")
+        if failed:
+            log(f"e2e {mode}: failures, e.g. {next(iter(failed.values()))}")
+    finally:
+        service.stop()
+        if not keep:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def _wait(service: BenchService, ids: set[str], timeout: float) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        done = service.finished(ids)
+        if len(done) == len(ids):
+            return done
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{len(ids) - len(done)} of {len(ids)} studies unfinished after {timeout} s; "
+                               f"worker log:\n{service.workers[0].log()[-3000:] if service.workers else ''}")
+        time.sleep(0.25)
+
+
+# ------------------------------------------------------------------ the web tier
+
+
+LOCUSTFILE = textwrap.dedent('''
+    import json, os, random
+    from locust import HttpUser, between, constant_pacing, task
+
+    HEADERS = json.loads(os.environ["BENCH_HEADERS"])
+    IDS = json.loads(os.environ["BENCH_IDS"])
+    IMAGES = json.loads(os.environ["BENCH_IMAGES"])
+    POLL_EVERY = float(os.environ["BENCH_POLL_EVERY_S"])
+
+    class Poller(HttpUser):
+        fixed_count = int(os.environ["BENCH_POLLERS"])
+        wait_time = constant_pacing(POLL_EVERY)
+
+        @task
+        def poll(self):
+            self.client.get(f"/api/v1/assessments/{random.choice(IDS)}", headers=HEADERS, name="poll")
+
+    class Submitter(HttpUser):
+        fixed_count = int(os.environ["BENCH_SUBMITTERS"])
+        wait_time = between(0, 0)
+
+        @task
+        def submit(self):
+            path = random.choice(IMAGES)
+            with open(path, "rb") as fh:
+                self.client.post("/api/v1/assessments", headers=HEADERS, name="submit",
+                                 files={"image": (os.path.basename(path), fh, "image/png")},
+                                 data={"sex": random.choice("MF"), "age_years": "9"})
+''')
+
+
+def web_tier(model: Path, studies: list[Path], results: Results, *, mode: str, pollers: int, submitters: int,
+             seconds: int, poll_every: float, web_workers: int, code_rev: str | None = None) -> None:
+    import csv
+
+    root = Path(tempfile.mkdtemp(prefix="boneage-bench-web-"))
+    service = BenchService(mode, root, model, worker_env={}, web_workers=web_workers, code_rev=code_rev)
+    try:
+        service.start(with_worker=False)
+        ids = [service.submit(studies[i], 20_000 + i) for i in range(8)]
+        (root / "locustfile.py").write_text(LOCUSTFILE)
+        env = {**os.environ, "BENCH_HEADERS": json.dumps(service.headers), "BENCH_IDS": json.dumps(ids),
+               "BENCH_IMAGES": json.dumps([str(p) for p in studies[:16]]), "BENCH_POLLERS": str(pollers),
+               "BENCH_SUBMITTERS": str(submitters), "BENCH_POLL_EVERY_S": str(poll_every)}
+        locust = Path(sys.executable).with_name("locust")
+        load_before = load_average()
+        command = [str(locust), "-f", str(root / "locustfile.py"), "--headless", "--host", service.base_url,
+                   "-u", str(pollers + submitters), "-r", str(pollers + submitters), "-t", f"{seconds}s",
+                   "--csv", str(root / "stats"), "--only-summary", "--stop-timeout", "10"]
+        subprocess.run(command, env=env, cwd=root, check=False, capture_output=True, text=True, timeout=seconds + 120)
+        stats = {row["Name"]: row for row in csv.DictReader((root / "stats_stats.csv").open())}
+        poll, submit = stats.get("poll", {}), stats.get("submit", {})
+
+        def number(row, key):
+            return float(row.get(key) or "nan")
+
+        submissions = number(submit, "Request Count") / seconds if submit else 0.0
+        results.numbers[f"web:{mode}"] = dict(
+            submissions_per_s=submissions, poll_p50=number(poll, "50%"), poll_p95=number(poll, "95%"),
+            poll_p99=number(poll, "99%"), poll_per_s=number(poll, "Requests/s"),
+            poll_failures=number(poll, "Failure Count"), submit_failures=number(submit, "Failure Count") if submit else 0)
+        n = results.numbers[f"web:{mode}"]
+        results.say(f"| {mode}{' @ ' + code_rev if code_rev else ''} | {web_workers} x 4 threads | {pollers} every {poll_every:g} s | {submitters} "
+                    f"| {submissions:.2f} | {n['poll_per_s']:.1f} | {n['poll_p50']:.0f} / {n['poll_p95']:.0f} / "
+                    f"{n['poll_p99']:.0f} | {int(n['poll_failures'])} / {int(n['submit_failures'])} "
+                    f"| {load_before} → {load_average()} |")
+    finally:
+        service.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+# ------------------------------------------------------------------ main
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, default=REPO_ROOT / "bench-out" / "real-quick" / "model.pt")
+    parser.add_argument("--sample", type=Path, default=DEFAULT_SAMPLE, help="the RSNA sample (real films)")
+    parser.add_argument("--images-dir", type=Path, default=DEFAULT_IMAGES_DIR,
+                        help="where the full-resolution PNGs are written once (outside the repository)")
+    parser.add_argument("--parts", default="model,stages,naive,e2e,web")
+    parser.add_argument("--modes", default="embedded,services", help="for e2e and web")
+    parser.add_argument("--studies", type=int, default=200, help="end-to-end studies per mode")
+    parser.add_argument("--concurrency", type=int, default=4, help="concurrent submitting clients (e2e)")
+    parser.add_argument("--workers", type=int, default=1, help="Celery worker processes (e2e)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads (this process, and BONEAGE_TORCH_THREADS of the workers)")
+    parser.add_argument("--pollers", type=int, default=32)
+    parser.add_argument("--poll-every", type=float, default=1.0, help="seconds between one poller's polls")
+    parser.add_argument("--submitters", type=int, default=2, help="web part: clients submitting without pause")
+    parser.add_argument("--web-seconds", type=int, default=30)
+    parser.add_argument("--web-workers", type=int, default=2, help="gunicorn worker processes")
+    parser.add_argument("--json", type=Path, default=None, help="also write the numbers here")
+    parser.add_argument("--keep", action="store_true", help="keep the e2e folders (logs) in /tmp")
+    parser.add_argument("--code-rev", default=None,
+                        help="e2e/web: run the service's code as committed at this git revision (a 'before' run); "
+                             "default: the working tree")
+    args = parser.parse_args(argv)
+    parts = set(args.parts.split(","))
+    modes = [m for m in args.modes.split(",") if m]
+
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+        os.environ["BONEAGE_TORCH_THREADS"] = str(args.threads)
+    results = Results()
+    results.say(f"machine: {machine()}")
+    results.say(f"load average (1/5/15 min) at start: {load_average()}; {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC")
+    log(f"preparing {args.studies} full-resolution studies in {args.images_dir}")
+    studies = full_resolution_studies(args.sample, max(args.studies, 16), args.images_dir)
+    from PIL import Image
+
+    with Image.open(studies[0]) as first, Image.open(studies[1]) as second:
+        sizes = f"{first.size[0]}x{first.size[1]} {first.mode}, {second.size[0]}x{second.size[1]} {second.mode}"
+    mb = np.mean([p.stat().st_size for p in studies[: args.studies]]) / 1e6
+    results.say(f"studies: {args.studies} real sample films upscaled to a {FULL_SIDE} px longest side, "
+                f"8- and 16-bit PNG alternately (e.g. {sizes}; {mb:.1f} MB each on average)")
+    results.say()
+
+    from training.predict import Predictor
+
+    predictor = Predictor.from_checkpoint(args.model)
+    bound = None
+    if "model" in parts:
+        bound = model_bound(predictor, results)
+        results.say()
+    if "stages" in parts:
+        stages(predictor, studies, results)
+        results.say()
+    if "precision" in parts:
+        precision_choices(args.model, args.sample, results, predictor.device)
+        results.say()
+    if "naive" in parts:
+        naive_baseline(args.model, studies, results)
+        results.say()
+    del predictor
+    worker_env = {"BONEAGE_TORCH_THREADS": str(args.threads)} if args.threads else {}
+    if "e2e" in parts:
+        results.say("end to end (gunicorn 2 x 4 threads + Celery worker(s), solo pool; latency: client's submit "
+                    "→ result stored):")
+        results.say("| mode | studies | clients | workers x torch threads | assessments/s | submissions/s "
+                    "| p50 s | p95 s | / model bound | failed | DB writes ms (submit / result) | load avg before → after |")
+        results.say("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---|---|")
+        for mode in modes:
+            end_to_end(mode, args.model, studies[: args.studies], results, concurrency=args.concurrency,
+                       worker_env=worker_env, workers=args.workers, bound=bound, keep=args.keep,
+                       code_rev=args.code_rev)
+        if "naive_per_s" in results.numbers:
+            best = max(v["rate"] for k, v in results.numbers.items() if k.startswith("e2e:"))
+            results.say(f"naive baseline / best end to end: {results.numbers['naive_per_s'] / best:.2f}")
+        results.say()
+    if "web" in parts:
+        results.say(f"web tier alone (gunicorn on loopback, no worker; locust headless, {args.web_seconds} s; "
+                    "poll latency in ms):")
+        results.say("| mode | gunicorn | pollers | submitters | submissions/s | polls/s | poll p50 / p95 / p99 ms "
+                    "| failures poll / submit | load avg before → after |")
+        results.say("|---|---|---|---:|---:|---:|---|---|---|")
+        for mode in modes:
+            web_tier(args.model, studies, results, mode=mode, pollers=args.pollers, submitters=args.submitters,
+                     seconds=args.web_seconds, poll_every=args.poll_every, web_workers=args.web_workers,
+                     code_rev=args.code_rev)
+        results.say()
+    results.say(f"load average at the end: {load_average()}")
+    if args.json:
+        args.json.write_text(json.dumps(results.numbers, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
