@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from core.imageio import decode_gray, reduce_to, to_float
+from core.imageio import ImageDecodeError, decode_gray, reduce_to, to_float
 
 WORKING_SIDE = 1024
 DISPLAY_SIDE = 768
@@ -64,9 +64,13 @@ def make_working_image(data: bytes) -> WorkingImage:
 
 def read_working_image(png: bytes) -> np.ndarray:
     """A stored working copy as float32 (H, W) in [0, 1]. Its bit depth says the scale:
-    16-bit PNGs are 0-65535 (not guessed from their largest value, as uploads are)."""
-    with Image.open(io.BytesIO(png), formats=("PNG",)) as image:
-        pixels = np.asarray(image)
+    16-bit PNGs are 0-65535 (not guessed from their largest value, as uploads are).
+    Raises ImageDecodeError when the file is damaged."""
+    try:
+        with Image.open(io.BytesIO(png), formats=("PNG",)) as image:
+            pixels = np.asarray(image)
+    except (OSError, SyntaxError, ValueError) as exc:  # Pillow's errors for a damaged file
+        raise ImageDecodeError(f"the working copy is damaged ({exc})") from exc
     if pixels.dtype != np.uint8:
         pixels = pixels.astype(np.uint16)
     return to_float(pixels)

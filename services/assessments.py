@@ -315,8 +315,6 @@ def _stored_image(files, image_path: str, working_path: str | None = None):
         return data, (read_working_image(working) if working is not None else decode_image(data))
     except ImageDecodeError as exc:
         raise JobFailed(f"The stored image could not be read: {exc}.") from None
-    except OSError as exc:  # a damaged working copy (Pillow)
-        raise JobFailed(f"The stored image could not be read: {exc}.") from None
 
 
 def _fail(uow, assessment_id: str, attempt: int, reason: str, clock, **values) -> str:

@@ -22,7 +22,7 @@ from PIL import Image
 import migrations
 from helpers import authed_client, RSNA_SAMPLE, fresh_postgres_schema, make_settings, register
 from core.hashing import sha256_hex
-from core.imageio import sniff_suffix
+from db.files import derived_path
 from core.model_identity import SYNTHETIC_LABEL, model_name
 from db.session import unit_of_work_factory
 from web import create_app
@@ -209,10 +209,11 @@ def test_api_submission_end_to_end(stack, synthetic_dataset, direct_predictor, t
 
 def test_corrupt_stored_file_fails_in_the_worker_with_the_reason(stack, synthetic_dataset, wait_finished):
     image = synthetic_png(synthetic_dataset, 2)
-    # The upload passes the web's check, but the file the worker reads is damaged:
-    # the store is content-addressed, so damage the file at the upload's address first.
+    # The upload passes the web's check, but the file the worker reads (the working copy
+    # made at submission) is damaged: the store is content-addressed, so damage the file
+    # at the working copy's address first.
     digest = sha256_hex(image)
-    damaged = stack.settings.files_dir / "uploads" / digest[:2] / f"{digest}{sniff_suffix(image)}"
+    damaged = stack.settings.files_dir / derived_path("working", digest)
     damaged.parent.mkdir(parents=True, exist_ok=True)
     damaged.write_bytes(image[: len(image) // 3])
 
