@@ -165,10 +165,7 @@ def render_chart(chart: GrowthChart, fmt: str = "svg") -> bytes:
                   fontsize=8, color=SERIES_COLOUR)
 
     sex = "girls" if chart.sex == "F" else "boys"
-    title = f"Bone age against age ({sex})"
-    if chart.reference:
-        title += f", reference {chart.reference}"
-    axes.set_title(title, fontsize=11)
+    axes.set_title(f"Bone age against age ({sex})", fontsize=11)  # the reference is beside the chart
     axes.set_xlabel("chronological age (years)", fontsize=10.5)
     axes.set_ylabel("bone age (years)", fontsize=10.5)
     limit = float(int(top) + 1)

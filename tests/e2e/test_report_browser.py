@@ -77,7 +77,7 @@ def served_app(tmp_path_factory, tiny_model, start_worker):
     server = make_server("127.0.0.1", 0, create_app(settings), threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
+    yield f"http://127.0.0.1:{server.server_port}", settings
     server.shutdown()
     worker.stop()
 
@@ -119,6 +119,7 @@ def pdf_pages(pdf: Path) -> int:
 
 
 def test_the_interval_chart_and_a_one_page_report(served_app, browser, synthetic_dataset, tmp_path):
+    served_app, _settings = served_app
     films = sorted((synthetic_dataset / "boneage-training-dataset").glob("*.png"))
     page = browser.new_page()
     browser_login(page, served_app, *BROWSER_ADMIN)
@@ -163,3 +164,70 @@ def test_the_interval_chart_and_a_one_page_report(served_app, browser, synthetic
         keep.mkdir(parents=True, exist_ok=True)
         for made in [pdf, *tmp_path.glob("report-*.png")]:
             shutil.copy(made, keep / made.name)
+
+
+def tall_png(width: int, height: int, mode: str) -> bytes:
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    ramp = np.linspace(0, 255, width * height).reshape(height, width).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(ramp).convert(mode).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_a_tall_film_and_long_texts_still_print_on_one_page(served_app, browser, tmp_path):
+    """The layout's worst case, written straight into the served database: a film twice as
+    tall as wide, the longest reference the form allows, a long model label, a delayed
+    reading with both SD limits crossed, and two earlier studies."""
+    from core.status import JobStatus
+    from db.files import FileStore
+    from db.models import Assessment, ModelVersion, utcnow
+    from db.session import unit_of_work_factory
+
+    base, settings = served_app
+    files = FileStore(settings.files_dir)
+    sha, upload = files.put_upload(tall_png(300, 600, "L"))
+    reference = "LONG-REFERENCE " + "X" * 49  # 64 characters, the most the form takes
+    uow_factory = unit_of_work_factory(settings.database_url)
+    with uow_factory() as uow:
+        model = uow.models.add(ModelVersion(
+            name="rsna-0badcafe", recipe="rsna", checkpoint_path="/models/rsna/model.pt",
+            checkpoint_sha256="0badcafe" + "0" * 56, trained_on="rsna",
+            label="a long label a person gave this model to say where it came from and what it is for",
+            metrics={"val_mae": 8.04, "test_mae": 8.61, "test_n": 91}))
+        uow.commit()
+        ids = []
+        for age, bone_age in ((100.0, 70.0), (118.0, 80.0), (140.0, 96.0)):
+            study = uow.assessments.add(Assessment(image_sha256=sha, image_path=upload, sex="M",
+                                                   chronological_age_months=age, reference=reference))
+            uow.commit()
+            now = utcnow()
+            attempt = uow.assessments.claim(study, now=now, stale_before=now)
+            assert uow.assessments.transition(
+                study.id, JobStatus.SUCCEEDED, attempt=attempt, finished_at=utcnow(), bone_age_months=bone_age,
+                stage="Child", model_version_id=model.id, interval_confidence=0.9,
+                bone_age_low_months=bone_age - 12, bone_age_high_months=bone_age + 12,
+                heatmap_path=files.put_heatmap(f"{study.id}-1", tall_png(300, 600, "RGB")))
+            uow.commit()
+            ids.append(study.id)
+
+    page = browser.new_page()
+    browser_login(page, base, *BROWSER_ADMIN)
+    page.goto(f"{base}/assessments/{ids[-1]}/report")
+    assert reference in page.locator("#report-identification").inner_text()
+    assert "delayed" in page.locator("#report-comparison").inner_text() or \
+        "indeterminate" in page.locator("#report-comparison").inner_text()
+    assert "held-out test MAE 8.6 months (n = 91)" in page.locator("#report-model").inner_text()
+    assert "a long label a person gave" in page.locator("#report-model").inner_text()
+    for image in ("#report-radiograph", "#report-heatmap", "#report-chart"):
+        assert loaded(page, image) > 0, image
+    pdf = tmp_path / "report-worst-case.pdf"
+    page.pdf(path=str(pdf), format="A4", print_background=True)
+    assert pdf_pages(pdf) == 1
+    if os.environ.get("BONEAGE_TEST_ARTIFACTS"):
+        keep = Path(os.environ["BONEAGE_TEST_ARTIFACTS"])
+        keep.mkdir(parents=True, exist_ok=True)
+        shutil.copy(pdf, keep / pdf.name)
