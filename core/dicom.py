@@ -17,7 +17,8 @@ Refused with an ImageDecodeError that says what to send instead: a file pydicom 
 parse, an object without an image (structured reports, RT structure sets, waveforms,
 presentation states...), several frames (a cine or a volume), colour (RGB, YBR or palette:
 a hand radiograph is grayscale, and a colour secondary capture is a screenshot or a photo
-of one), an image whose header says it has burned-in annotation (text in the pixels that
+of one), a digital X-ray "for processing" (raw detector values: the "for presentation"
+image is the one to send), an image whose header says it has burned-in annotation (text in the pixels that
 may name the patient: DICOM PS3.15's basic profile says not to keep such an instance), and
 a compressed transfer syntax no installed decoder reads.
 
@@ -39,6 +40,10 @@ from core.imageio import MAX_PIXELS, MIN_SIDE, ImageDecodeError
 from core.submission import DAYS_PER_MONTH, MAX_AGE_MONTHS
 
 GRAYSCALE = ("MONOCHROME1", "MONOCHROME2")
+# Digital X-ray, mammography and intra-oral images "for processing": raw detector values
+# that a viewing station does not show; the modality also sends them "for presentation".
+FOR_PROCESSING_SOP_CLASSES = ("1.2.840.10008.5.1.4.1.1.1.1.1", "1.2.840.10008.5.1.4.1.1.1.2.1",
+                              "1.2.840.10008.5.1.4.1.1.1.3.1")
 IMAGE_DATA_TAGS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 STUDY_DATE_TAGS = ("StudyDate", "AcquisitionDate", "SeriesDate", "ContentDate")
 AGE_UNITS_IN_MONTHS = {"D": 1 / DAYS_PER_MONTH, "W": 7 / DAYS_PER_MONTH, "M": 1.0, "Y": 12.0}
@@ -100,6 +105,12 @@ def refusal(dataset) -> str | None:
         return (f"the DICOM image is in colour ({photometric or f'{samples} samples per pixel'}); a hand "
                 "radiograph is grayscale (MONOCHROME1 or MONOCHROME2). Send the original CR or DX image, "
                 "not a screenshot or a photograph of it")
+    sop_class = str(dataset.get("SOPClassUID", "")
+                    or getattr(dataset, "file_meta", {}).get("MediaStorageSOPClassUID", ""))
+    intent = str(dataset.get("PresentationIntentType", "") or "").upper().strip()
+    if sop_class in FOR_PROCESSING_SOP_CLASSES or intent == "FOR PROCESSING":
+        return ("the DICOM image is 'for processing' (raw detector values, not what a reader sees). "
+                "Send the 'for presentation' image of the same radiograph")
     if str(dataset.get("BurnedInAnnotation", "") or "").upper().strip() == "YES":
         return ("the DICOM header says the image has burned-in annotation (text in the pixels, which may "
                 "identify the patient), so it cannot be stored. Export the radiograph without burned-in "

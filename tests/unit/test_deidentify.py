@@ -39,8 +39,8 @@ def _with_phi() -> bytes:
     voi.LUTDescriptor = [4096, 0, 16]
     voi.add_new("LUTData", "US", [int(v) for v in np.linspace(0, 65535, 4096)])
     voi.LUTExplanation = "Doe custom LUT"
-    data = make_dicom(**PHI, PatientSex="F", PatientAge="010Y", BodyPartExamined="HAND", OtherPatientIDsSequence=[other],
-                      VOILUTSequence=[voi], WindowCenter=2048, WindowWidth=4096, RescaleSlope=1, RescaleIntercept=0)
+    data = make_dicom(**PHI, PatientSex="F", PatientAge="010Y", BodyPartExamined="HAND",
+                      OtherPatientIDsSequence=[other], VOILUTSequence=[voi], WindowCenter=2048, WindowWidth=4096, RescaleSlope=1, RescaleIntercept=0)
     dataset = pydicom.dcmread(io.BytesIO(data))
     dataset.private_block(0x0011, "ACME PACS", create=True).add_new(0x01, "LO", "Doe^Jane private")
     buffer = io.BytesIO()

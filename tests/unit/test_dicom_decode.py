@@ -126,6 +126,15 @@ def test_pydicoms_non_radiographs_are_refused_with_a_reason(name, reason):
         decode_image(open(path, "rb").read())
 
 
+def test_an_image_for_processing_is_refused():
+    with pytest.raises(ImageDecodeError, match="for processing.*for presentation"):
+        decode_image(make_dicom(RAMP, PresentationIntentType="FOR PROCESSING"))
+    for_processing = make_dicom(RAMP, SOPClassUID="1.2.840.10008.5.1.4.1.1.1.1.1")
+    with pytest.raises(ImageDecodeError, match="for processing"):
+        decode_image(for_processing)
+    assert decode_image(make_dicom(RAMP, PresentationIntentType="FOR PRESENTATION")).shape == RAMP.shape
+
+
 def test_colour_secondary_capture_and_burned_in_annotation_are_refused():
     with pytest.raises(ImageDecodeError, match="colour.*grayscale"):
         decode_image(make_dicom(RAMP, photometric="PALETTE COLOR"))
