@@ -135,6 +135,9 @@ def test_the_interval_chart_and_a_one_page_report(served_app, browser, synthetic
     assert [p["chronological_age_months"] for p in chart["points"]] == [121.0, 136.0]  # the trajectory
     assert [p["current"] for p in chart["points"]] == [False, True]
     assert all(p["low_months"] <= p["bone_age_months"] <= p["high_months"] for p in chart["points"])
+    if os.environ.get("BONEAGE_TEST_ARTIFACTS"):
+        Path(os.environ["BONEAGE_TEST_ARTIFACTS"]).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(os.environ["BONEAGE_TEST_ARTIFACTS"]) / "result.png"), full_page=True)
 
     page.click("#report-link a")
     page.wait_for_url(f"**/assessments/{assessment_id}/report")
