@@ -12,6 +12,16 @@ Corpus, each item labelled "hand radiograph" (must be accepted) or not (must be 
 - generated: blank (black, white, grey), uniform noise, Gaussian noise, text on white and on
   black, saturated (a radiograph with its top clipped), cropped (a quarter of a radiograph),
   a screenshot-like layout: not hands.
+
+With --model, an image the rules accept goes on to the Predictor exactly as the worker sends
+it (training/predict.py): the hand is located and turned upright (core/hand.py), and the
+out-of-distribution score on the model's own features (training/ood.py) refuses what is unlike
+its training films. A checkpoint without stored OOD statistics gets them fitted here from its
+own data folder and split, exactly as training does now. The real radiographs are then also
+counted by the checkpoint's split: acceptance of films the OOD statistics were fitted on
+(train) is optimistic; the test split is the held-out figure.
+
+    .venv/bin/python benchmarks/bench_rejection.py --model bench-out/real-quick/model.pt --threads 1
 """
 
 from __future__ import annotations
@@ -134,6 +144,7 @@ def generated_items():
 
 
 def judge(data: bytes):
+    """The rules' verdict: (outcome, decoded image or None, reason)."""
     try:
         image = decode_image(data)
     except ImageDecodeError as exc:
@@ -142,47 +153,115 @@ def judge(data: bytes):
     return ("rejected: " + rejection.code if rejection else "accepted"), image, (rejection.reason if rejection else "")
 
 
+def load_predictor(path: str, data_dir: str | None, cache_dir: str | None):
+    """The Predictor of a checkpoint, with OOD statistics fitted here when it has none."""
+    from training.ood import OodModel, fit_from_data_dir
+    from training.predict import Predictor
+
+    predictor = Predictor.from_checkpoint(path, device="cpu")
+    if predictor.ood is None:
+        source = data_dir or predictor.metadata["data_dir"]
+        stats = fit_from_data_dir(predictor.model, predictor.metadata, source, cache_dir=cache_dir)
+        if stats is None:
+            raise SystemExit(f"too few studies in {source} to fit OOD statistics")
+        predictor.ood = OodModel(stats)
+        print(f"OOD statistics fitted here on {source} (the checkpoint has none): "
+              f"n_train={stats['n_train']}, n_val={stats['n_val']}, threshold {stats['threshold']:.2f}", file=sys.stderr)
+    return predictor
+
+
+def model_verdicts(predictor, images: list, batch: int = 16) -> list[tuple[str, str, float | None, list[str]]]:
+    """(outcome, reason, ood score, notes) of the Predictor for images the rules accepted."""
+    verdicts = []
+    for start in range(0, len(images), batch):
+        chunk = images[start : start + batch]
+        for p in predictor.predict(chunk, ["M"] * len(chunk), gradcam=False):
+            outcome = f"rejected: {p.rejection_code}" if p.rejection else "accepted"
+            verdicts.append((outcome, p.rejection or "", p.ood_score, list(p.notes)))
+    return verdicts
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rsna", default=str(Path(__file__).resolve().parents[2] / "shared/data/rsna-sample"))
     parser.add_argument("--limit", type=int, default=None, help="at most this many RSNA radiographs")
     parser.add_argument("--synthetic", type=int, default=100)
-    parser.add_argument("--features", default=None, help="write every item's features to this CSV")
+    parser.add_argument("--model", default=None, help="also run the Predictor's checks (orientation, OOD score)")
+    parser.add_argument("--model-data", default=None, help="the checkpoint's data folder (default: its data_dir)")
+    parser.add_argument("--cache-dir", default=None)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--features", default=None, help="write every item's rule features to this CSV")
     parser.add_argument("--show-errors", action="store_true")
     args = parser.parse_args(argv)
+
+    predictor = None
+    split_of = {}
+    if args.model:
+        import torch
+
+        torch.set_num_threads(args.threads)
+        predictor = load_predictor(args.model, args.model_data, args.cache_dir)
+        split_of = {f"{i}.png": name for name, ids in predictor.metadata["split"].items() for i in ids}
 
     sources = [generated_items(), skimage_items(), pydicom_items(), synthetic_items(args.synthetic)]
     if Path(args.rsna).is_dir():
         sources.append(rsna_items(Path(args.rsna), args.limit))
-    table = collections.defaultdict(collections.Counter)
-    truth = {}
+    items = []  # [group, name, is_hand, outcome, reason]
     rows = []
-    errors = []
+    notes = collections.Counter()
+    waiting = []  # (item, image) the rules accepted, for the Predictor in batches
+
+    def flush():
+        verdicts = model_verdicts(predictor, [image for _, image in waiting])
+        for (item, _), (outcome, reason, score, item_notes) in zip(waiting, verdicts):
+            item[3], item[4] = outcome, reason
+            notes.update((item[0], note) for note in item_notes)
+        waiting.clear()
+
     for source in sources:
         for group, name, data, is_hand in source:
             outcome, image, reason = judge(data)
-            table[group][outcome] += 1
-            truth[group] = is_hand
-            ok = (outcome == "accepted") == is_hand
-            if not ok:
-                errors.append(f"{group} / {name}: {outcome} {reason[:80]}")
+            item = [group, name, is_hand, outcome, reason]
+            items.append(item)
+            if predictor is not None and outcome == "accepted":
+                waiting.append((item, image))
+                if len(waiting) >= 16:
+                    flush()
             if args.features and image is not None and image.ndim == 2:
                 rows.append({"group": group, "name": name, "outcome": outcome, **features(image)})
+    if waiting:
+        flush()
+    items += [[f"real radiograph, {split_of[item[1]]} split of the model", *item[1:]] for item in items
+              if item[0] == "real radiograph" and split_of.get(item[1])]
+
+    table = collections.defaultdict(collections.Counter)
+    truth = {}
+    errors = []
+    for group, name, is_hand, outcome, reason in items:
+        table[group][outcome] += 1
+        truth[group] = is_hand
+        if (outcome == "accepted") != is_hand:
+            errors.append(f"{group} / {name}: {outcome} {reason[:100]}")
 
     outcomes = sorted({o for counter in table.values() for o in counter})
-    print("| corpus part | should be | n | " + " | ".join(outcomes) + " | correct |")
+    print("| corpus part | should be | n | " + " | ".join(o.removeprefix("rejected: ") for o in outcomes) + " | correct |")
     print("|---|---|---|" + "---|" * len(outcomes) + "---|")
     totals = {True: [0, 0], False: [0, 0]}
     for group, counter in table.items():
         n = sum(counter.values())
         correct = counter["accepted"] if truth[group] else n - counter["accepted"]
-        totals[truth[group]][0] += correct
-        totals[truth[group]][1] += n
+        if "split of the model" not in group:
+            totals[truth[group]][0] += correct
+            totals[truth[group]][1] += n
         print(f"| {group} | {'accepted' if truth[group] else 'rejected'} | {n} | "
               + " | ".join(str(counter.get(o, 0)) for o in outcomes) + f" | {correct / n:.1%} |")
     for is_hand, (correct, n) in totals.items():
         if n:
             print(f"{'hand radiographs accepted' if is_hand else 'non-hand images rejected'}: {correct}/{n} = {correct / n:.1%}")
+    if notes:
+        print("notes added (orientation):")
+        for (group, note), count in sorted(notes.items()):
+            print(f"  {group}: {count} x {note}")
     if args.show_errors:
         print("\n".join(errors))
     if args.features:

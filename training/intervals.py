@@ -1,17 +1,28 @@
-"""Prediction intervals on the bone age: split-conformal, Mondrian by predicted age band.
+"""Prediction intervals on the bone age: split-conformal, conditional on the true age band.
 
-At training time (training/train.py, after the best epoch is chosen) the held-out
-validation residuals of the final model are calibrated with crepes' ConformalRegressor,
-one category per age band of the *predicted* bone age (the true age is unknown when
-predicting), and the half-widths are stored in the checkpoint metadata under
-"interval" (so in model.json too). The Predictor applies them to every prediction:
-[prediction - h, prediction + h] for the band of the prediction, clipped at 0.
+At training time (training/train.py, after the best epoch is chosen) the held-out validation
+residuals of the final model are calibrated with crepes' ConformalRegressor, one Mondrian
+category per age band of the *true* bone age (label-conditional conformal prediction), and
+the half-widths are stored in the checkpoint metadata under "interval" (so in model.json too).
 
-A band with fewer than MIN_BAND_SIZE validation studies has no calibration of its own and
-uses the pooled half-width (all validation studies), and says so ("pooled": true). With
-too few validation studies for the nominal 90% level (fewer than 9) there is no
-calibration: calibrate() returns None and predictions carry no interval, like those of
-checkpoints trained before intervals existed.
+Why the true age band: a model regresses towards the mean, most at the ends of the age range
+(young children are predicted too old, adolescents too young). Calibrating by the predicted
+age lets the ends' large errors widen the middle's intervals and still under-covers the ends
+(measured: docs/benchmarks.md, "Prediction intervals"). Conditioning on the true band gives
+each band its own coverage. For a new film the true band is unknown, so the interval is the
+set of ages y that band(y)'s calibration accepts, |y - prediction| <= h[band(y)]: for each
+band the segment [prediction - h, prediction + h] cut to the band, and of their union the
+connected part that holds the prediction (segments less than JOIN_GAP_MONTHS apart joined).
+
+A band with fewer than MIN_BAND_SIZE validation studies (the ends, with a 15% validation
+split) borrows the training split's residuals of that band, scaled by the ratio of the
+validation to the training mean absolute error (training residuals are optimistic); where
+even that is too few it uses the pooled half-width. The metadata says which ("source").
+With too few validation studies for the nominal 90% level (fewer than 9) there is no
+calibration: calibrate() returns None and predictions carry no interval.
+
+Checkpoints calibrated before this method (by the predicted band, "taxonomy" absent) are still
+applied as they were calibrated.
 
 Caveat, stated in the metadata: the validation split also chose the best epoch, so the
 calibration set is not perfectly exchangeable with new data; the benchmark
@@ -26,16 +37,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# Age bands of the predicted bone age, in years (the audit's bands: 0-4, 4-8, 8-12, 12-15, 15+).
+# Age bands, in years (the audit's bands: 0-4, 4-8, 8-12, 12-15, 15+).
 BAND_EDGES_YEARS = (0, 4, 8, 12, 15)
 CONFIDENCES = (0.8, 0.9, 0.95)
 DEFAULT_CONFIDENCE = 0.9
 MIN_BAND_SIZE = 30
-METHOD = "split-conformal, Mondrian by predicted age band (crepes ConformalRegressor)"
+MIN_BORROWED = 10  # with borrowed training residuals, at least this many (a finite 90% quantile needs 9)
+JOIN_GAP_MONTHS = 6.0
+TAXONOMY = "true age band"
+METHOD = ("split-conformal, Mondrian by true age band (label-conditional; crepes ConformalRegressor); "
+          "the interval is the connected part, around the prediction, of the ages each band's calibration accepts")
+PREDICTED_BAND_METHOD = "split-conformal, Mondrian by predicted age band (crepes ConformalRegressor)"
 
 
 def band_index(months: np.ndarray | float) -> np.ndarray:
-    """0..len(BAND_EDGES_YEARS)-1: the age band of each (predicted) bone age in months."""
+    """0..len(BAND_EDGES_YEARS)-1: the age band of each bone age in months."""
     edges = np.array(BAND_EDGES_YEARS[1:], dtype=float) * 12
     return np.searchsorted(edges, np.asarray(months, dtype=float), side="right")
 
@@ -46,52 +62,76 @@ def band_label(index: int) -> str:
     return f"{low}-{high} y" if high is not None else f"{low}+ y"
 
 
-def _half_widths(residuals: np.ndarray, bins: np.ndarray, confidence: float) -> dict[int, float]:
+def _half_width(residuals: np.ndarray, confidence: float) -> float:
+    """The split-conformal half-width of one calibration set (inf when it is too small)."""
     from crepes import ConformalRegressor
 
-    regressor = ConformalRegressor().fit(residuals, bins=bins)
-    present = np.unique(bins)
+    if len(residuals) == 0:
+        return math.inf
+    regressor = ConformalRegressor().fit(np.asarray(residuals, dtype=float))
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # too few examples: an infinite width, handled below
-        bounds = regressor.predict_int(y_hat=np.zeros(len(present)), bins=present, confidence=confidence)
-    return {int(b): float(high) for b, (_, high) in zip(present, bounds)}
+        warnings.simplefilter("ignore")  # too few examples: an infinite width, handled by the caller
+        (_, high), = regressor.predict_int(y_hat=np.zeros(1), confidence=confidence)
+    return float(high)
 
 
-def calibrate(predictions, targets, *, confidences=CONFIDENCES,
-              min_band_size: int = MIN_BAND_SIZE) -> dict | None:
-    """The interval calibration (JSON-able) from held-out predictions and true ages (months),
-    or None when there are too few studies for every level."""
-    predictions = np.asarray(predictions, dtype=float)
-    targets = np.asarray(targets, dtype=float)
+def _finite(pairs):
+    predictions, targets = (np.asarray(a, dtype=float) for a in pairs)
     keep = np.isfinite(predictions) & np.isfinite(targets)
-    predictions, targets = predictions[keep], targets[keep]
+    return predictions[keep], targets[keep]
+
+
+def calibrate(predictions, targets, *, train_predictions=None, train_targets=None,
+              confidences=CONFIDENCES, min_band_size: int = MIN_BAND_SIZE) -> dict | None:
+    """The interval calibration (JSON-able) from held-out predictions and true ages (months),
+    or None when there are too few studies for the nominal level. `train_predictions` and
+    `train_targets` (the training split's) fill in bands with few held-out studies."""
+    predictions, targets = _finite((predictions, targets))
     n = len(predictions)
     if n == 0:
         return None
     residuals = targets - predictions
-    bands = band_index(predictions)
+    bands = band_index(targets)
     counts = np.bincount(bands, minlength=len(BAND_EDGES_YEARS))
+    borrowed = {}
+    scale = None
+    if train_predictions is not None and train_targets is not None:
+        train_predictions, train_targets = _finite((train_predictions, train_targets))
+        train_residuals = train_targets - train_predictions
+        if len(train_residuals) and np.mean(np.abs(train_residuals)) > 0:
+            scale = float(np.mean(np.abs(residuals)) / np.mean(np.abs(train_residuals)))
+            train_bands = band_index(train_targets)
+            borrowed = {b: scale * train_residuals[train_bands == b] for b in range(len(BAND_EDGES_YEARS))}
     levels = {}
     for confidence in confidences:
-        pooled = _half_widths(residuals, np.zeros(n, dtype=int), confidence)[0]
+        pooled = _half_width(residuals, confidence)
         if not math.isfinite(pooled):
             continue
-        per_band = _half_widths(residuals, bands, confidence)
         widths = []
         for index in range(len(BAND_EDGES_YEARS)):
-            own = per_band.get(index)
-            use_own = counts[index] >= min_band_size and own is not None and math.isfinite(own)
-            widths.append({"band": band_label(index), "n": int(counts[index]), "pooled": not use_own,
-                           "half_width_months": round(own if use_own else pooled, 3)})
+            own = residuals[bands == index]
+            source, extra = "validation", 0
+            if len(own) < min_band_size and len(borrowed.get(index, ())):
+                extra = len(borrowed[index])
+                own = np.concatenate([own, borrowed[index]])
+                source = "validation + training (scaled)"
+            width = _half_width(own, confidence) if len(own) >= (min_band_size if not extra else MIN_BORROWED) else math.inf
+            if not math.isfinite(width):
+                source, width, extra = "pooled", pooled, 0
+            widths.append({"band": band_label(index), "n": int(counts[index]), "n_borrowed": int(extra),
+                           "source": source, "pooled": source == "pooled", "half_width_months": round(width, 3)})
         levels[f"{confidence:g}"] = {"pooled_half_width_months": round(pooled, 3), "bands": widths}
     if f"{DEFAULT_CONFIDENCE:g}" not in levels:
         return None  # too few studies for the nominal level: no interval rather than another level
     return {
         "method": METHOD,
+        "taxonomy": TAXONOMY,
         "calibrated_on": "validation split",
         "n": int(n),
         "band_edges_years": list(BAND_EDGES_YEARS),
         "min_band_size": int(min_band_size),
+        "join_gap_months": JOIN_GAP_MONTHS,
+        "training_residual_scale": round(scale, 4) if scale is not None else None,
         "default_confidence": DEFAULT_CONFIDENCE,
         "levels": levels,
         "note": "the validation split also selected the best epoch; coverage is measured on the test split",
@@ -123,9 +163,27 @@ class IntervalModel:
 
     def bounds(self, predictions) -> tuple[np.ndarray, np.ndarray]:
         predictions = np.asarray(predictions, dtype=float)
-        half = self.half_widths[band_index(predictions)]
-        # clipped at 0 months (but never above the prediction itself)
-        return np.minimum(np.maximum(predictions - half, 0.0), predictions), predictions + half
+        if self.calibration.get("taxonomy") != TAXONOMY:  # calibrated by the predicted band (older checkpoints)
+            half = self.half_widths[band_index(predictions)]
+            # clipped at 0 months (but never above the prediction itself)
+            return np.minimum(np.maximum(predictions - half, 0.0), predictions), predictions + half
+        gap = float(self.calibration.get("join_gap_months", JOIN_GAP_MONTHS))
+        edges = np.array(list(BAND_EDGES_YEARS) + [np.inf], dtype=float) * 12
+        lows = np.maximum(predictions[:, None] - self.half_widths[None], edges[None, :-1])
+        highs = np.minimum(predictions[:, None] + self.half_widths[None], edges[None, 1:])
+        low, high = np.empty(len(predictions)), np.empty(len(predictions))
+        for i, p in enumerate(predictions):
+            parts = []  # the union of the bands' segments, as connected parts
+            for a, b in sorted((a, b) for a, b in zip(lows[i], highs[i]) if a <= b):
+                if parts and a <= parts[-1][1] + gap:
+                    parts[-1][1] = max(parts[-1][1], b)
+                else:
+                    parts.append([a, b])
+            if not parts:  # cannot happen for p >= 0 (its own band's segment holds it); be safe
+                parts = [[max(p - self.half_widths.max(), 0.0), p + self.half_widths.max()]]
+            low[i], high[i] = min(parts, key=lambda part: 0.0 if part[0] <= p <= part[1]
+                                  else min(abs(p - part[0]), abs(p - part[1])))
+        return np.minimum(np.maximum(low, 0.0), np.maximum(predictions, 0.0)), np.maximum(high, predictions)
 
     def interval(self, prediction: float) -> Interval:
         low, high = self.bounds(np.array([prediction]))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +19,8 @@ from core.model_identity import model_name
 from training.gradcam import HeadGradCam, overlay_png
 from training.inference import ForwardPass, forward_with_features
 from training.intervals import IntervalModel
+from training.ood import REJECTION_REASON, OodModel
+from training.orientation import upright
 from training.model import default_device, model_from_checkpoint
 from training.precision import Precision
 from training.preprocess import Preprocessing, preprocess
@@ -40,6 +42,14 @@ class Prediction:
     # The pooled 512-d backbone features of the image (not mirrored) from the same forward
     # pass that gave the bone age and the heatmap: for feature-space (out-of-distribution) scores.
     features: np.ndarray | None = None
+    # Out-of-distribution score (training/ood.py): distance to the training films' features over
+    # the rejection threshold (<= 1 alike, > 1 refused); None for checkpoints without OOD statistics.
+    ood_score: float | None = None
+    # For the reader: what was done to the image before assessing it (e.g. turned upright).
+    notes: list[str] = field(default_factory=list)
+    # Why the image must not be assessed (the number above is then not to be shown), and its code.
+    rejection: str | None = None
+    rejection_code: str | None = None  # "unlike_training"
 
 
 class Predictor:
@@ -54,6 +64,7 @@ class Predictor:
         self.preprocessing = Preprocessing(**metadata["preprocessing"])
         self._explainer: HeadGradCam | None = None
         self.intervals = IntervalModel.from_metadata(metadata)
+        self.ood = OodModel.from_metadata(metadata)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | None = None, precision: str | None = None,
@@ -85,6 +96,9 @@ class Predictor:
         if not images:
             return []
         started = time.perf_counter()
+        # An upside-down or sideways film is turned upright first (and the result says so).
+        turned = upright(images, self.ood_scores if self.ood is not None else None)
+        images = [t.image for t in turned]
         squares = self.preprocess(images)
         male = np.array([normalise_sex(s) == "M" for s in sexes], dtype=np.float32)
         # One backbone pass per image (plus its mirror for TTA) gives the bone age, the
@@ -100,10 +114,22 @@ class Predictor:
             bounds = [(float(lo), float(hi), self.intervals.confidence) for lo, hi in zip(lows, highs)]
         else:
             bounds = [(None, None, None)] * len(images)
-        return [
+        scores = self.ood.scores(forward.features) if self.ood is not None else [None] * len(images)
+        predictions = [
             Prediction(float(m), stage_for(float(m)), h, o, share, *b, features=f)
             for m, h, o, b, f in zip(months, heatmaps, overlays, bounds, forward.features)
         ]
+        for prediction, turn, score in zip(predictions, turned, scores):
+            prediction.notes = [turn.note] if turn.note else []
+            if score is not None:
+                prediction.ood_score = round(float(score), 4)
+                if self.ood.rejected(score):
+                    prediction.rejection_code, prediction.rejection = "unlike_training", REJECTION_REASON
+        return predictions
+
+    def ood_scores(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        """The OOD score (training/ood.py) of decoded images; needs the model's OOD statistics."""
+        return self.ood.scores(self.features(images))
 
     def forward(self, squares: np.ndarray, male: np.ndarray) -> ForwardPass:
         """The model's forward pass on preprocessed squares (N, H, W): months, pooled

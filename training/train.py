@@ -356,6 +356,8 @@ class Trainer:
             ss_tot = float(np.sum((test_ages - test_ages.mean()) ** 2))
             metrics["test_r2"] = 1 - float(np.sum(errors**2)) / ss_tot if ss_tot > 0 else None
         interval = self._calibrate_interval(final_model)
+        from training.ood import fit_for_split  # OOD statistics of the model's features (training/ood.py)
+        ood = fit_for_split(final_model, self.data, device=self.device)
         metadata = {
             "recipe": self.recipe.to_dict(),
             "preprocessing": Preprocessing.from_recipe(self.recipe).__dict__,
@@ -366,6 +368,7 @@ class Trainer:
             "metrics": metrics,
             "history": self.history,
             "interval": interval,
+            "ood": ood,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "torch": torch.__version__,
         }
@@ -378,14 +381,17 @@ class Trainer:
 
     def _calibrate_interval(self, final_model) -> dict | None:
         """Split-conformal interval calibration on the validation residuals of the chosen
-        model, predicted as the Predictor will (with the recipe's TTA); None when too few."""
+        model, predicted as the Predictor will (with the recipe's TTA); None when too few.
+        The training split's residuals fill in age bands with few validation studies."""
         from training.intervals import calibrate
 
         images, male, ages = self.data.part("val")
         if len(images) == 0:
             return None
         predictions = predict_months(final_model, images, male, tta=self.recipe.tta, device=self.device)
-        return calibrate(predictions, ages)
+        train_images, train_male, train_ages = self.data.part("train")
+        train_predictions = predict_months(final_model, train_images, train_male, tta=self.recipe.tta, device=self.device)
+        return calibrate(predictions, ages, train_predictions=train_predictions, train_targets=train_ages)
 
     # -- resume -------------------------------------------------------------------
     def _save_resume_state(self) -> None:
