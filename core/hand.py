@@ -29,16 +29,19 @@ WORK_SIDE = 256  # the film is reduced to at most this many pixels a side before
 MARGIN_FRACTION = 0.06  # margin around the hand's box, as a share of the box's longer side
 MIN_CONTRAST = 0.03  # 1st-99th percentile spread (0-1 scale) below which there is nothing to find
 MIN_AREA_SHARE = 0.04  # a hand covers at least this share of the film (RSNA: >= ~0.1)
+MIN_SEED_SHARE = 0.01  # its bones alone (before the soft tissue is added) at least this
 PLATE_SOLIDITY = 0.9  # a component filling this much of its convex hull is a plate, not a hand
 MAX_RETHRESHOLD = 3
-SOFT_TISSUE_GROWTH = 4.0  # the soft tissue may grow the bony mask at most this much
+SOFT_TISSUE_GROWTH = 6.0  # the soft tissue may grow the bony mask at most this much
 FRAME_EDGE_SHARE = 0.75  # a component covering this share of one edge is a band or surround
 FRAME_SECOND_EDGE_SHARE = 0.4  # ... or this share of two edges
 BAND_MAX_DEPTH = 0.15  # ... at most this share of the film deep
 BAND_FILL = 0.8  # an edge row or column this full of foreground is a band along the film's edge
 # Along the arm, the box keeps at most this multiple of the hand's width beyond the fingertips:
 # the forearm that runs on to the film's edge carries no age signal past the distal radius.
-MAX_LENGTH_TO_WIDTH = 1.8
+MAX_LENGTH_TO_WIDTH = 2.3
+FINGER_RUNS = 2.5  # the fingers' end of a hand: at least this many runs per cross-section on average
+ARM_RUNS = 1.5  # ... and the wrist's end at most this many
 EDGE_TOUCH_MIN = 0.08  # share of a border's length the forearm must cover to count as leaving there
 
 
@@ -131,14 +134,21 @@ def _hand_mask(image: np.ndarray) -> tuple[np.ndarray | None, str]:
             region = ndimage.binary_erosion(ndimage.binary_fill_holes(whole), structure=structure, iterations=2)
             continue
         component = _largest_component(_peel_border_bands(bright))
-        if component is None or component.sum() < MIN_AREA_SHARE * area or _is_frame(component):
-            # only bright bands or a bright surround along the film's edges: the hand is elsewhere
+        if component is not None and _is_frame(component):
+            # a bright surround along the film's edges: the hand is elsewhere
+            region &= ~ndimage.binary_dilation(component, structure=structure, iterations=2)
+            continue
+        if component is None or component.sum() < MIN_SEED_SHARE * area:
+            # only bright bands along the edges, or specks: look among the darker pixels
             region &= ~ndimage.binary_dilation(bright, structure=structure, iterations=2)
             continue
         if _is_plate(component):
             region = ndimage.binary_erosion(ndimage.binary_fill_holes(component), structure=structure, iterations=2)
             continue
-        return ndimage.binary_fill_holes(_with_soft_tissue(image, component, region, structure)), ""
+        hand = ndimage.binary_fill_holes(_with_soft_tissue(image, component, region, structure))
+        if hand.sum() < MIN_AREA_SHARE * area:
+            return None, "no hand found: the brightest region is too small for a hand"
+        return hand, ""
     return None, "no hand found: no bright, hand-shaped region apart from the film's background and edges"
 
 
@@ -247,7 +257,7 @@ def _orientation_from_fingers(mask: np.ndarray) -> int | None:
     vertical = ends["top"] + ends["bottom"] >= ends["left"] + ends["right"]
     pair = ("top", "bottom") if vertical else ("left", "right")
     fingers, arm = sorted(pair, key=lambda name: -ends[name])
-    if ends[fingers] - ends[arm] < 0.5:
+    if ends[fingers] < FINGER_RUNS or ends[arm] > ARM_RUNS:  # no clear fingers at one end only
         return None
     return _ROTATION_FOR_ARM_AT[arm]
 

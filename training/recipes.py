@@ -35,6 +35,7 @@ class Recipe:
     precise_bn: bool = True  # re-estimate BatchNorm statistics on training images before each evaluation
     init: str = "imagenet"  # "imagenet" | "random" | a checkpoint path
     freeze_backbone: bool = False
+    sample_weighting: str = "none"  # "lds": label-distribution-smoothing weights (training/sample_weights.py)
 
     def to_dict(self) -> dict:
         return asdict(self)

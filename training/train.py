@@ -23,12 +23,14 @@ from tqdm import tqdm
 from core.atomic import save_atomic
 from core.errors import UserFacingError
 from training.augment import augment, to_float
+from training.loader import device_batches
 from training.cache import load_image_array
 from training.inference import predict_months
 from training.model import build_model, default_device, save_checkpoint
 from training.preprocess import Preprocessing
 from training.recipes import Recipe, get_recipe
 from training.rsna import Record, load_records
+from training.sample_weights import sample_weights
 from training.selection import is_new_best
 from training.split import stratified_split
 
@@ -60,14 +62,18 @@ class TrainingCallback:
         """After an epoch ended and last.pt was saved; entry is its history row."""
 
 
-def recipe_loss(recipe: Recipe, model, images: torch.Tensor, male: torch.Tensor, ages: torch.Tensor) -> torch.Tensor:
-    """The recipe's training loss: MSE on raw months (the seed) or smooth L1 on the z-scored age."""
+def recipe_loss(recipe: Recipe, model, images: torch.Tensor, male: torch.Tensor, ages: torch.Tensor,
+                weights: torch.Tensor | None = None) -> torch.Tensor:
+    """The recipe's training loss: MSE on raw months (the seed) or smooth L1 on the z-scored age;
+    `weights` (one per image, mean ~1) re-weight the images (the recipe's sample_weighting)."""
     if recipe.loss == "mse_months":
-        return F.mse_loss(model(images, male), ages)
-    if recipe.loss == "smooth_l1_z":
+        per_image = F.mse_loss(model(images, male), ages, reduction="none")
+    elif recipe.loss == "smooth_l1_z":
         z_target = (ages - model.target_mean) / model.target_std
-        return F.smooth_l1_loss(model.standardised(images, male), z_target)
-    raise ValueError(f"unknown loss {recipe.loss!r}")
+        per_image = F.smooth_l1_loss(model.standardised(images, male), z_target, reduction="none")
+    else:
+        raise ValueError(f"unknown loss {recipe.loss!r}")
+    return per_image.mean() if weights is None else (per_image * weights).mean()
 
 
 def _ema_with_warmup(averaged: torch.Tensor, current: torch.Tensor, num_averaged: torch.Tensor) -> torch.Tensor:
@@ -157,6 +163,14 @@ class Trainer:
         torch.manual_seed(seed)
         train_ages = data.part("train")[2]
         self.model = build_model(recipe, float(train_ages.mean()), float(train_ages.std() or 1.0)).to(self.device)
+        # On CUDA: channels-last, mixed precision (bfloat16 where the GPU has it, else float16 with
+        # loss scaling) and batches from DataLoader workers (training/loader.py). On a CPU all of
+        # this is off and a run is exactly what it was.
+        self.cuda = self.device.type == "cuda"
+        if self.cuda:
+            self.model.to(memory_format=torch.channels_last)
+        self.amp_dtype = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if self.cuda else None
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         params = [p for p in self.model.parameters() if p.requires_grad]
         if recipe.optimizer == "adam":
             self.optimizer = torch.optim.Adam(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
@@ -214,15 +228,18 @@ class Trainer:
         return self.recipe.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * progress)))
 
     # -- one epoch ----------------------------------------------------------------
-    def _loss(self, images, male, ages) -> torch.Tensor:
-        return recipe_loss(self.recipe, self.model, images, male, ages)
+    def _loss(self, images, male, ages, weights=None) -> torch.Tensor:
+        return recipe_loss(self.recipe, self.model, images, male, ages, weights)
 
     def train_one_epoch(self) -> float:
         self.model.train()
         if self.recipe.freeze_backbone:
             self.model.backbone.eval()  # frozen BN statistics too
         images, male, ages = self.data.part("train")
+        weights = sample_weights(ages, self.recipe.sample_weighting) if self.recipe.sample_weighting != "none" else None
         order = torch.randperm(len(images), generator=self.generator).numpy()
+        batches = (device_batches(images, order, self.recipe.batch_size, self.recipe.augment, seed=self.seed,
+                                  epoch=self.epoch, device=self.device, channels_last=True) if self.cuda else None)
         losses = []
         bar = tqdm(range(self.steps_per_epoch), desc=f"epoch {self.epoch + 1}/{self.total_epochs}",
                    disable=not self.progress, leave=False, unit="batch")
@@ -233,15 +250,19 @@ class Trainer:
             idx = order[b * self.recipe.batch_size : (b + 1) * self.recipe.batch_size]
             if len(idx) < 2:  # BatchNorm needs two samples
                 continue
-            x = augment(to_float(torch.from_numpy(images[idx])), self.recipe.augment, self.generator).to(self.device)
+            x = (next(batches) if batches is not None else
+                 augment(to_float(torch.from_numpy(images[idx])), self.recipe.augment, self.generator).to(self.device))
             m = torch.from_numpy(male[idx]).to(self.device)
             y = torch.from_numpy(ages[idx]).to(self.device)
             for group in self.optimizer.param_groups:
                 group["lr"] = self.learning_rate()
-            loss = self._loss(x, m, y)
+            w = torch.from_numpy(weights[idx]).to(self.device) if weights is not None else None
+            with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
+                loss = self._loss(x, m, y, w)
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
             if self.ema is not None:
                 self.ema.update_parameters(self.model)
             self.step += 1

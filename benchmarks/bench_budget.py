@@ -1,0 +1,186 @@
+"""Accuracy per CPU second (issue 12): recipes trained with the same CPU budget, compared on the
+held-out split, by sex and by age band, with the share of the budget used and where Grad-CAM looks.
+
+    python benchmarks/bench_budget.py --data ../shared/data/rsna-sample --budget 1200 --out bench-out/budget
+
+Each run is a subprocess training from random weights (`init random`) on one thread; the
+budget counts each process's CPU time, so runs side by side get the same compute however busy
+the machine is. Runs (--runs, comma-separated; NAME=RECIPE[:FIELD=VALUE...] adds a variant):
+  seed-budget     the report's recipe given as many epochs as the budget allows
+  default         the project's recipe (hand crop, 160 px)
+  default-nocrop  ... on the whole film
+  default-224     ... at 224 px (and -256)
+  default-lds     ... with label-distribution-smoothing weights
+Reported for each: held-out MAE, RMSE, R², MAE by sex and by true age band, CPU seconds used
+and their share of the budget, and the Grad-CAM mass inside the located hand's box on up to
+64 held-out images (with the box's share of the input, the mass a heatmap blind to the hand
+would score). Test images are never trained on or selected on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+RUNS = {
+    "seed-budget": ("seed", {"epochs": 1000}),
+    "default": ("default", {}),
+    "default-nocrop": ("default", {"crop": "none"}),
+    "default-224": ("default", {"image_size": 224}),
+    "default-256": ("default", {"image_size": 256}),
+    "default-lds": ("default", {"sample_weighting": "lds"}),
+}
+GRADCAM_IMAGES = 64
+
+
+def parse_run(spec: str) -> tuple[str, str, dict]:
+    """'default' or 'name=recipe:field=value:field=value'."""
+    if "=" not in spec.split(":")[0]:
+        recipe, overrides = RUNS[spec]
+        return spec, recipe, dict(overrides)
+    name, rest = spec.split("=", 1)
+    recipe, *pairs = rest.split(":")
+    return name, recipe, dict(_typed(*pair.split("=", 1)) for pair in pairs)
+
+
+def _typed(field: str, value: str):
+    for cast in (int, float):
+        try:
+            return field, cast(value)
+        except ValueError:
+            pass
+    return field, {"true": True, "false": False}.get(value.lower(), value)
+
+
+def train_one(args: argparse.Namespace) -> int:
+    from training.recipes import get_recipe
+    from training.train import train
+
+    recipe = get_recipe(args.recipe).with_overrides(**json.loads(args.overrides))
+    train(args.data, recipe, args.out, init="random", threads=1, time_budget_s=args.budget, progress=True)
+    return 0
+
+
+def evaluate_run(name: str, out: Path, data_dir: Path, budget: float) -> dict:
+    from core.hand import locate_hand
+    from core.imageio import decode_image
+    from training.cache import load_image_array
+    from training.gradcam import mass_in_mask
+    from training.inference import predict_months
+    from training.metrics import all_metrics
+    from training.predict import Predictor
+    from training.preprocess import crop_region, preprocess_mask
+    from training.rsna import load_records
+
+    predictor = Predictor.from_checkpoint(out / "model.pt", device="cpu")
+    metadata = predictor.metadata
+    test_ids = set(metadata["split"]["test"])
+    records = [r for r in load_records(data_dir) if r.id in test_ids]
+    squares = load_image_array(records, predictor.preprocessing, progress=False)
+    male = np.array([r.male for r in records], dtype=np.float32)
+    truth = np.array([r.bone_age_months for r in records], dtype=np.float32)
+    predicted = predict_months(predictor.model, squares, male, tta=predictor.recipe.tta, device=predictor.device)
+    metrics = all_metrics(truth, predicted, [r.sex for r in records])
+
+    inside, area = [], []
+    chosen = np.linspace(0, len(records) - 1, min(GRADCAM_IMAGES, len(records))).round().astype(int)
+    cams = np.concatenate([predictor.explainer.heatmaps(squares[chosen[i : i + 16]], male[chosen[i : i + 16]])
+                           for i in range(0, len(chosen), 16)])
+    for i, cam in zip(chosen, cams):
+        gray = decode_image(records[i].image_path)
+        location = locate_hand(gray)
+        if not location.found:
+            continue
+        hand = np.zeros(gray.shape, dtype=bool)
+        left, top, right, bottom = location.box
+        hand[top:bottom, left:right] = True
+        mask = preprocess_mask(hand, predictor.preprocessing, crop_region(gray, predictor.preprocessing))
+        inside.append(mass_in_mask(cam, mask))
+        area.append(float(mask.mean()))
+    used = metadata["metrics"]["train_cpu_seconds"]
+    return {
+        "run": name, "recipe": metadata["recipe"], "epochs_run": metadata["metrics"]["epochs_run"],
+        "cpu_seconds": used, "budget_share": used / budget, "val_mae": metadata["metrics"]["val_mae"],
+        "n": metrics["n"], **{k: metrics["regression"][k] for k in ("mae", "rmse", "r2")},
+        "by_sex": {sex: metrics["by_sex"][sex]["mae"] for sex in ("M", "F")},
+        "by_age_band": [{k: row[k] for k in ("band", "n", "mae", "mean_signed_error")} for row in metrics["by_age_band"]],
+        "gradcam_mass_in_hand_box": float(np.mean(inside)) if inside else None,
+        "hand_box_area_share": float(np.mean(area)) if area else None,
+    }
+
+
+def print_table(rows: list[dict]) -> None:
+    bands = [row["band"] for row in rows[0]["by_age_band"]]
+    print(f"\n{'run':<16} {'epochs':>6} {'CPU s':>6} {'used':>5} {'MAE':>6} {'RMSE':>6} {'R²':>5} "
+          f"{'boys':>6} {'girls':>6} " + " ".join(f"{b:>7}" for b in bands) + f" {'CAM in hand':>11}")
+    for row in rows:
+        sex = row["by_sex"]
+        band_mae = " ".join(f"{b['mae']:>7.1f}" if b["mae"] is not None else f"{'-':>7}" for b in row["by_age_band"])
+        cam = (f"{row['gradcam_mass_in_hand_box']:.2f}/{row['hand_box_area_share']:.2f}"
+               if row["gradcam_mass_in_hand_box"] is not None else "-")
+        print(f"{row['run']:<16} {row['epochs_run']:>6} {row['cpu_seconds']:>6.0f} {row['budget_share']:>5.0%} "
+              f"{row['mae']:>6.2f} {row['rmse']:>6.2f} {row['r2']:>5.2f} {sex.get('M', float('nan')):>6.1f} "
+              f"{sex.get('F', float('nan')):>6.1f} {band_mae} {cam:>11}")
+    print("band columns: held-out MAE (months) by true age band; CAM in hand: Grad-CAM mass inside the hand's box / "
+          "the box's share of the input")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--budget", type=float, default=1200, help="training CPU seconds per run (default 1200)")
+    parser.add_argument("--runs", default="seed-budget,default", help=f"comma-separated, from {', '.join(RUNS)}")
+    parser.add_argument("--parallel", type=int, default=2, help="runs at a time, one thread each (default 2)")
+    parser.add_argument("--report-only", action="store_true", help="evaluate runs already trained in --out")
+    args = parser.parse_args()
+    runs = [parse_run(spec) for spec in args.runs.split(",")]
+    if not args.report_only:
+        train_all(runs, args)
+    rows = [evaluate_run(name, args.out / name, args.data, args.budget) for name, _, _ in runs]
+    (args.out / "results.json").write_text(json.dumps(rows, indent=2))
+    print_table(rows)
+    return 0
+
+
+def train_all(runs, args) -> None:
+    pending, running, started = list(runs), {}, time.time()
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    while pending or running:
+        while pending and len(running) < args.parallel:
+            name, recipe, overrides = pending.pop(0)
+            out = args.out / name
+            out.mkdir(parents=True, exist_ok=True)
+            command = [sys.executable, __file__, "train-one", "--data", str(args.data), "--out", str(out),
+                       "--recipe", recipe, "--overrides", json.dumps(overrides), "--budget", str(args.budget)]
+            print(f"[{time.time() - started:6.0f}s] start {name}: {recipe} {overrides}", flush=True)
+            running[name] = subprocess.Popen(command, stdout=(out / "train.log").open("w"),
+                                             stderr=subprocess.STDOUT, env=env)
+        time.sleep(5)
+        for name, process in list(running.items()):
+            if process.poll() is not None:
+                print(f"[{time.time() - started:6.0f}s] {name} exited {process.returncode}", flush=True)
+                if process.returncode != 0:
+                    raise SystemExit(f"{name} failed: see {args.out / name / 'train.log'}")
+                del running[name]
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    if len(sys.argv) > 1 and sys.argv[1] == "train-one":
+        one = argparse.ArgumentParser()
+        one.add_argument("train_one")
+        one.add_argument("--data", type=Path, required=True)
+        one.add_argument("--out", type=Path, required=True)
+        one.add_argument("--recipe", required=True)
+        one.add_argument("--overrides", default="{}")
+        one.add_argument("--budget", type=float, required=True)
+        sys.exit(train_one(one.parse_args()))
+    sys.exit(main())
