@@ -11,7 +11,10 @@ scikit-image's sample images and generated blank, noise, text, saturated and cro
 images. A mirrored (right) hand or an upside-down film passes every rule: the rules look at
 statistics that do not change under a flip or a rotation by 180 degrees.
 
-Every rule is computed on the image reduced to at most WORK_SIDE pixels a side.
+Every rule is computed on the image reduced to at most WORK_SIDE pixels a side. A crop of a
+film is told apart with the hand locator (core/hand.py): the hand fills the image and runs off
+three or four of its edges. What these rules cannot see is left to the out-of-distribution
+score on the model's own features (training/ood.py), which the Predictor applies.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from core.hand import HandLocation, locate_hand
 from core.imageio import decode_image, is_dicom
 
 WORK_SIDE = 256
@@ -35,6 +39,17 @@ BRIGHT_BORDER = 0.75  # median of the outer 5% frame: a radiograph's background 
 # so only the extreme is refused: crops of a hand are NOT reliably detected by these rules.
 CUT_OFF_BORDER = 0.95
 CUT_OFF_FOREGROUND = 0.97
+# A crop of a hand: the hand found by core.hand fills more than CROP_AREA of the image and its box
+# runs off at least CROP_EDGES of the four edges (within CROP_EDGE_TOLERANCE of the side). Measured
+# (benchmarks/bench_rejection.py): 5 of 911 real RSNA films, 47 of 60 central quarters of films.
+CROP_AREA = 0.55
+CROP_EDGES = 3
+CROP_EDGE_TOLERANCE = 0.01
+# Partly clipped white with an extreme contrast: a film exported with a wrong window. Real films:
+# intensity SD at most 0.314 (99.5th percentile 0.27); 7 films brightened x3 that the plain
+# saturation rule lets through have SD 0.33-0.36 with 10-13% of pixels clipped.
+PARTLY_SATURATED = 0.08
+HARSH_STD = 0.32
 
 PROJECTION_MODALITIES = {"CR", "DX", "RG", "DR", "OT", ""}
 HAND_BODY_PARTS = {"", "HAND", "WRIST", "EXTREMITY", "UPPEREXTREMITY", "UPPER EXTREMITY", "FINGER", "ARM"}
@@ -76,7 +91,8 @@ def check_pixels(image: np.ndarray) -> Rejection | None:
     if float(small.std()) < BLANK_STD:
         return Rejection("blank", "The image is blank (nearly one uniform intensity): there is no hand to read. "
                          "Check the export or the exposure and upload the radiograph again.")
-    if float(np.mean(small > 0.97)) > SATURATED_FRACTION:
+    saturated = float(np.mean(small > 0.97))
+    if saturated > SATURATED_FRACTION or (saturated > PARTLY_SATURATED and float(small.std()) > HARSH_STD):
         return Rejection("saturated", "Most of the image is saturated white: the film is overexposed or the "
                          "window is wrong. Upload an export with the full intensity range.")
     if neighbour_correlation(small) < NOISE_CORRELATION:
@@ -91,7 +107,23 @@ def check_pixels(image: np.ndarray) -> Rejection | None:
     if float(np.mean(frame > threshold)) > CUT_OFF_BORDER and float(np.mean(small > threshold)) > CUT_OFF_FOREGROUND:
         return Rejection("cut_off", "The subject fills most of the image and runs over its edges: the film looks "
                          "cut off. Upload the whole radiograph of the hand and wrist.")
+    if looks_cropped(locate_hand(image)):
+        return Rejection("cut_off", "The hand fills the image and runs off its edges: this looks like a crop of a "
+                         "radiograph, not the whole film. Upload the whole radiograph of the hand and wrist, "
+                         "fingertips to the distal forearm.")
     return None
+
+
+def looks_cropped(location: HandLocation) -> bool:
+    """The located hand fills most of the image and its box runs off three or four edges."""
+    if not location.found or location.box is None:
+        return False
+    width, height = location.image_size
+    left, top, right, bottom = location.box
+    tolerance = CROP_EDGE_TOLERANCE
+    edges = sum([left <= tolerance * width, top <= tolerance * height,
+                 right >= (1 - tolerance) * width, bottom >= (1 - tolerance) * height])
+    return edges >= CROP_EDGES and location.area_share > CROP_AREA
 
 
 def features(image: np.ndarray) -> dict:

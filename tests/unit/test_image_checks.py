@@ -120,3 +120,30 @@ def test_a_chest_radiograph_is_another_body_part():
     buffer = io.BytesIO()
     dataset.save_as(buffer, enforce_file_format=True)
     assert check_radiograph(buffer.getvalue()) is None
+
+
+def _real_film(name: str) -> np.ndarray:
+    from helpers import RSNA_SAMPLE
+
+    path = RSNA_SAMPLE / "boneage-training-dataset" / name
+    if not path.is_file():
+        pytest.skip(f"the real RSNA sample is not at {RSNA_SAMPLE}; this check needs one of its films")
+    return np.asarray(Image.open(path).convert("L")).astype(np.float32) / 255
+
+
+@pytest.mark.parametrize("name", ["1377.png", "10326.png"])
+def test_a_crop_of_a_real_film_is_cut_off_and_the_whole_film_passes(name):
+    film = _real_film(name)
+    assert check_pixels(film) is None
+    height, width = film.shape
+    crop = np.ascontiguousarray(film[height // 4 : 3 * height // 4, width // 4 : 3 * width // 4])
+    rejection = check_pixels(crop)
+    assert rejection.code == "cut_off" and "crop of a radiograph" in rejection.reason
+
+
+def test_a_partly_clipped_harsh_film_is_saturated():
+    film = _real_film("10340.png")
+    harsh = np.clip(film * 3, 0, 1)  # 10% clipped white: under the plain saturation limit
+    assert float(np.mean(harsh > 0.97)) < 0.13
+    rejection = check_pixels(harsh)
+    assert rejection.code == "saturated"
