@@ -38,7 +38,7 @@ DATABASE_URL and BROKER_URL to run the same code on PostgreSQL and Redis.
                                               model; unset: torch's default, all cores)
     BONEAGE_PRECISION       auto             (auto|fp32|bf16|fp16: autocast of the model's forward
                                               passes; auto = fp32 on CPU, fp16 on CUDA)
-    BONEAGE_CHANNELS_LAST   auto             (auto|0|1: channels-last layout; auto = on CUDA only)
+    BONEAGE_CHANNELS_LAST   auto             (auto|0|1: channels-last layout; auto = on)
 """
 
 from __future__ import annotations

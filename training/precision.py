@@ -2,8 +2,11 @@
 
 Autocast (bfloat16 or float16) and channels-last are chosen by settings
 (BONEAGE_PRECISION, BONEAGE_CHANNELS_LAST; docs/benchmarks.md has the measurements
-behind the defaults): "auto" means float32 on a CPU (this project's CPUs have no bfloat16
-units: autocast there was slower, see the benchmark) and float16 autocast on CUDA.
+behind the defaults): "auto" means channels-last everywhere (faster on this project's
+AVX2 CPU, and the layout tensor cores want), float32 on a CPU (no bfloat16 units here: the
+emulated bfloat16 kept the held-out MAE but its speed-up was within the noise of a shared
+machine, and float16 on the CPU was much slower) and float16 autocast on CUDA (unmeasured
+until the GPU check runs: benchmarks/gpu_check.py prints the MAE of each choice).
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ class Precision:
         if dtype == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
             dtype = "fp16"
         if channels_last == "auto":
-            channels_last = device.type == "cuda"
+            channels_last = True
         elif isinstance(channels_last, str):
             channels_last = channels_last.strip().lower() in ("1", "true", "yes")
         return cls(dtype, bool(channels_last))
