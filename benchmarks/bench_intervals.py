@@ -4,8 +4,9 @@
 
 Reads the checkpoint's split, predicts the test split (never trained on, never used to
 select or calibrate) as the Predictor does (recipe TTA), applies the interval calibration
-stored in the checkpoint - or, for a checkpoint trained before intervals existed, calibrates
-it here on the checkpoint's validation split exactly as training/train.py does - and prints
+stored in the checkpoint - or, for a checkpoint trained before intervals existed (or with
+--recalibrate, one calibrated by an older method), calibrates it here on the checkpoint's
+validation split (and training split residuals) exactly as training/train.py does - and prints
 coverage and mean width overall, by sex, by age band of the true bone age and of the
 predicted bone age (the Mondrian category), and by sex x band. Groups under 30 studies are
 marked: their coverage is too noisy to judge (±5.5 points at n=30 for 90%).
@@ -35,6 +36,8 @@ def main(argv=None) -> int:
     parser.add_argument("--confidence", type=float, default=None)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--cache-dir", default=None)
+    parser.add_argument("--recalibrate", action="store_true",
+                        help="calibrate here with the current method even if the checkpoint stores a calibration")
     parser.add_argument("--fresh", default=None, metavar="DIR",
                         help="measure on every study of this other dataset (e.g. newly generated synthetic "
                              "radiographs, all unseen) instead of the checkpoint's test split")
@@ -48,10 +51,14 @@ def main(argv=None) -> int:
     data = TrainingData.prepare(args.data, recipe, split=metadata["split"], progress=False, cache_dir=args.cache_dir)
     calibration = metadata.get("interval")
     source = "stored in the checkpoint"
-    if "interval" not in metadata:
+    if "interval" not in metadata or args.recalibrate:
         images, male, ages = data.part("val")
-        calibration = calibrate(predict_months(model, images, male, tta=recipe.tta), ages)
-        source = "calibrated here on the checkpoint's validation split (checkpoint predates intervals)"
+        train_images, train_male, train_ages = data.part("train")
+        calibration = calibrate(predict_months(model, images, male, tta=recipe.tta), ages,
+                                train_predictions=predict_months(model, train_images, train_male, tta=recipe.tta),
+                                train_targets=train_ages)
+        source = ("calibrated here on the checkpoint's validation split, as training does now "
+                  + ("(--recalibrate)" if args.recalibrate else "(checkpoint predates intervals)"))
     if calibration is None:
         print("no calibration: too few validation studies for the nominal level")
         return 1
@@ -77,8 +84,9 @@ def main(argv=None) -> int:
     print(f"model {args.model} ({metadata['recipe']['name']}, synthetic={metadata.get('synthetic')}); data {args.data}")
     print(f"calibration {source}: {calibration['method']}, n={calibration['n']} validation studies")
     level = calibration["levels"][f"{intervals.confidence:g}"]
-    print("half-widths by predicted band (months): " + ", ".join(
-        f"{b['band']} {b['half_width_months']:.1f}{' (pooled)' if b['pooled'] else ''} [n={b['n']}]" for b in level["bands"]))
+    print(f"half-widths by {calibration.get('taxonomy', 'predicted age band')} (months): " + ", ".join(
+        f"{b['band']} {b['half_width_months']:.1f} ({b.get('source', 'pooled' if b['pooled'] else 'validation')}) "
+        f"[n={b['n']}{'+' + str(b['n_borrowed']) if b.get('n_borrowed') else ''}]" for b in level["bands"]))
     print(f"test split: n={len(idx)}, MAE {np.mean(np.abs(predictions - ages)):.2f} months, nominal {intervals.confidence:.0%}")
     print()
     print("| group | value | n | coverage | mean width (months) |")
