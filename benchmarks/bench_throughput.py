@@ -370,7 +370,8 @@ class BenchService:
             env |= {"DATABASE_URL": self.postgres.url, "BROKER_URL": self.redis.url}
         self.settings = Settings.from_env(env)
         self.settings.ensure_dirs()
-        code = snapshot_code(self.root / "code") if not self.code_rev else export_revision(self.code_rev, self.root / "code")
+        self.code = code = (snapshot_code(self.root / "code") if not self.code_rev
+                            else export_revision(self.code_rev, self.root / "code"))
         self.env = {**os.environ, **self.settings.to_env(), "PYTHONUNBUFFERED": "1", "BONEAGE_DEVICE": "cpu",
                     "PYTHONPATH": str(code)}
 
@@ -427,6 +428,17 @@ class BenchService:
                 raise RuntimeError(f"submission {study}: {response.status_code} {response.text[:300]}")
             time.sleep(1)
         raise RuntimeError(f"submission {study} refused 20 times")
+
+    def database_writes(self) -> tuple[float, float]:
+        """database_writes() run with the service's own code (its models match its schema)."""
+        import inspect
+
+        script = ("import time\nfrom datetime import datetime, timezone\n" + inspect.getsource(database_writes)
+                  + f"\nprint(*database_writes({self.settings.database_url!r}))\n")
+        out = subprocess.run([sys.executable, "-c", script], cwd=self.code, env=self.env, check=True,
+                             capture_output=True, text=True).stdout
+        submit_ms, result_ms = (float(v) for v in out.split()[-2:])
+        return submit_ms, result_ms
 
     def finished(self, ids: set[str]) -> dict[str, tuple[str, datetime | None]]:
         from db.models import Assessment
@@ -504,7 +516,7 @@ def end_to_end(mode: str, model: Path, studies: list[Path], results: Results, *,
     try:
         log(f"e2e {mode}: starting the service in {root}")
         service.start()
-        submit_ms, result_ms = database_writes(service.settings.database_url)
+        submit_ms, result_ms = service.database_writes()
         results.numbers[f"db_ms:{mode}"] = (submit_ms, result_ms)
         # warm-up: each worker loads torch and the model on its first job
         warm = {service.submit(studies[i], 10_000 + i) for i in range(max(2, workers))}
