@@ -72,7 +72,7 @@ def evaluate_run(name: str, out: Path, data_dir: Path, budget: float) -> dict:
     from core.hand import locate_hand
     from core.imageio import decode_image
     from training.cache import load_image_array
-    from training.gradcam import mass_in_mask
+    from training.gradcam import GradCamExplainer, mass_in_mask
     from training.inference import predict_months
     from training.metrics import all_metrics
     from training.predict import Predictor
@@ -91,7 +91,8 @@ def evaluate_run(name: str, out: Path, data_dir: Path, budget: float) -> dict:
 
     inside, area = [], []
     chosen = np.linspace(0, len(records) - 1, min(GRADCAM_IMAGES, len(records))).round().astype(int)
-    cams = np.concatenate([predictor.explainer.heatmaps(squares[chosen[i : i + 16]], male[chosen[i : i + 16]])
+    explainer = GradCamExplainer(predictor.model)
+    cams = np.concatenate([explainer.heatmaps(squares[chosen[i : i + 16]], male[chosen[i : i + 16]])
                            for i in range(0, len(chosen), 16)])
     for i, cam in zip(chosen, cams):
         gray = decode_image(records[i].image_path)

@@ -25,6 +25,9 @@ from PIL import Image
 from scipy import ndimage
 from scipy.spatial import ConvexHull, QhullError
 
+# Bumped whenever a rule or threshold below changes the boxes: caches of cropped images
+# (training/cache.py) are keyed on it.
+LOCATOR_VERSION = 2
 WORK_SIDE = 256  # the film is reduced to at most this many pixels a side before any rule
 MARGIN_FRACTION = 0.06  # margin around the hand's box, as a share of the box's longer side
 MIN_CONTRAST = 0.03  # 1st-99th percentile spread (0-1 scale) below which there is nothing to find
@@ -35,6 +38,9 @@ MAX_RETHRESHOLD = 3
 SOFT_TISSUE_GROWTH = 6.0  # the soft tissue may grow the bony mask at most this much
 FRAME_EDGE_SHARE = 0.75  # a component covering this share of one edge is a band or surround
 FRAME_SECOND_EDGE_SHARE = 0.4  # ... or this share of two edges
+FRAME_DEPTH = 0.15  # ... and lies mostly (FRAME_NEAR_SHARE) within this share of the film of its edges
+FRAME_NEAR_SHARE = 0.6
+RING_HOLE_SHARE = 0.1  # a bright component whose holes are this share of its filled area is a ring
 BAND_MAX_DEPTH = 0.15  # ... at most this share of the film deep
 BAND_FILL = 0.8  # an edge row or column this full of foreground is a band along the film's edge
 # Along the arm, the box keeps at most this multiple of the hand's width beyond the fingertips:
@@ -42,7 +48,8 @@ BAND_FILL = 0.8  # an edge row or column this full of foreground is a band along
 MAX_LENGTH_TO_WIDTH = 2.3
 FINGER_RUNS = 2.5  # the fingers' end of a hand: at least this many runs per cross-section on average
 ARM_RUNS = 1.5  # ... and the wrist's end at most this many
-EDGE_TOUCH_MIN = 0.08  # share of a border's length the forearm must cover to count as leaving there
+EDGE_TOUCH_MIN = 0.08
+ARM_MAX_EDGE_SHARE = 0.7  # a forearm covers less of its edge than this  # share of a border's length the forearm must cover to count as leaving there
 
 
 @dataclass(frozen=True)
@@ -120,36 +127,51 @@ def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
 
 def _hand_mask(image: np.ndarray) -> tuple[np.ndarray | None, str]:
     """The hand's mask on the reduced film, or None and why not."""
-    area = image.size
     structure = _disk(max(1, round(min(image.shape) / 128)))
-    region = np.ones(image.shape, dtype=bool)
-    for _ in range(MAX_RETHRESHOLD + 1):
-        if region.sum() < MIN_AREA_SHARE * area:
-            break
-        threshold = otsu_threshold(image[region])
-        bright = ndimage.binary_opening((image > threshold) & region, structure=structure)
-        whole = _largest_component(bright)
-        if whole is not None and _is_plate(whole):
-            # a lighter plate or collimated field (convex: a possibly tilted rectangle): the hand is inside it
-            region = ndimage.binary_erosion(ndimage.binary_fill_holes(whole), structure=structure, iterations=2)
-            continue
-        component = _largest_component(_peel_border_bands(bright))
-        if component is not None and _is_frame(component):
-            # a bright surround along the film's edges: the hand is elsewhere
-            region &= ~ndimage.binary_dilation(component, structure=structure, iterations=2)
-            continue
-        if component is None or component.sum() < MIN_SEED_SHARE * area:
-            # only bright bands along the edges, or specks: look among the darker pixels
-            region &= ~ndimage.binary_dilation(bright, structure=structure, iterations=2)
-            continue
-        if _is_plate(component):
-            region = ndimage.binary_erosion(ndimage.binary_fill_holes(component), structure=structure, iterations=2)
-            continue
-        hand = ndimage.binary_fill_holes(_with_soft_tissue(image, component, region, structure))
-        if hand.sum() < MIN_AREA_SHARE * area:
-            return None, "no hand found: the brightest region is too small for a hand"
-        return hand, ""
-    return None, "no hand found: no bright, hand-shaped region apart from the film's background and edges"
+    hand = _search(image, np.ones(image.shape, dtype=bool), structure, 0)
+    if hand is None:
+        return None, "no hand found: no bright, hand-shaped region apart from the film's background, plate and edges"
+    return hand, ""
+
+
+def _search(image: np.ndarray, region: np.ndarray, structure: np.ndarray, depth: int) -> np.ndarray | None:
+    """The hand among the pixels of `region`: Otsu splits them, and the largest bright part is
+    the hand unless it is a plate (look inside it), a surround or band along the edges, or
+    specks (look elsewhere)."""
+    area = image.size
+    if depth > MAX_RETHRESHOLD or region.sum() < MIN_AREA_SHARE * area:
+        return None
+    threshold = otsu_threshold(image[region])
+    bright = ndimage.binary_opening((image > threshold) & region, structure=structure)
+    whole = _largest_component(bright)
+    if whole is not None and _is_plate(whole):
+        # a lighter plate or collimated field (convex: a possibly tilted rectangle): the hand is inside it
+        return _search_plate(image, whole, structure, depth)
+    component = _largest_component(_peel_border_bands(bright))
+    if component is not None and _is_frame(component):
+        # a bright surround along the film's edges: the hand is elsewhere
+        return _search(image, region & ~ndimage.binary_dilation(component, structure=structure, iterations=2),
+                       structure, depth + 1)
+    if component is None or component.sum() < MIN_SEED_SHARE * area:
+        # only bright bands along the edges, or specks: look among the darker pixels
+        return _search(image, region & ~ndimage.binary_dilation(bright, structure=structure, iterations=2),
+                       structure, depth + 1)
+    if _is_plate(component):
+        return _search_plate(image, component, structure, depth)
+    hand = ndimage.binary_fill_holes(_with_soft_tissue(image, component, region, structure))
+    return hand if hand.sum() >= MIN_AREA_SHARE * area else None
+
+
+def _search_plate(image: np.ndarray, plate: np.ndarray, structure: np.ndarray, depth: int) -> np.ndarray | None:
+    """The hand on a plate: in the hole of a ring (a bright surround around the film, a plate's
+    bright edge around a darker field), else among the plate's own pixels, brighter than it."""
+    filled = ndimage.binary_fill_holes(plate)
+    holes = filled & ~plate
+    if holes.sum() > RING_HOLE_SHARE * filled.sum():
+        hand = _search(image, ndimage.binary_erosion(holes, structure=structure), structure, depth + 1)
+        if hand is not None:
+            return hand
+    return _search(image, ndimage.binary_erosion(plate, structure=structure, iterations=2), structure, depth + 1)
 
 
 def _with_soft_tissue(image: np.ndarray, hand: np.ndarray, region: np.ndarray, structure: np.ndarray) -> np.ndarray:
@@ -181,7 +203,16 @@ def _is_frame(component: np.ndarray) -> bool:
     """A bright surround or band: it runs along much of the film's edges (a forearm leaves by one
     edge, over a fraction of it)."""
     shares = [component[0].mean(), component[-1].mean(), component[:, 0].mean(), component[:, -1].mean()]
-    return max(shares) > FRAME_EDGE_SHARE or sorted(shares)[-2] > FRAME_SECOND_EDGE_SHARE
+    if sorted(shares)[-2] > FRAME_SECOND_EDGE_SHARE:
+        return True
+    if max(shares) <= FRAME_EDGE_SHARE:
+        return False
+    # along one edge only: a band hugs the edge, a wide forearm leads to a hand far from it
+    height, width = component.shape
+    depth = round(FRAME_DEPTH * min(height, width))
+    near = component.copy()
+    near[depth:-depth, depth:-depth] = False
+    return near.sum() > FRAME_NEAR_SHARE * component.sum()
 
 
 def _peel_border_bands(mask: np.ndarray) -> np.ndarray:
@@ -240,9 +271,14 @@ def _orientation(mask: np.ndarray) -> int | None:
     from_fingers = _orientation_from_fingers(mask)
     if share < EDGE_TOUCH_MIN:
         return from_fingers
+    if share > ARM_MAX_EDGE_SHARE:  # more a band along the edge than a forearm
+        return None
     from_arm = _ROTATION_FOR_ARM_AT[side]
-    # the two cues must not contradict each other: a wrong rotation is worse than none
-    return from_arm if from_fingers in (None, from_arm) else None
+    # A wrong rotation is worse than none, and nearly all films are upright: upright needs
+    # only the forearm's edge and no contradiction, a turned film both cues agreeing.
+    if from_arm == 0:
+        return 0 if from_fingers in (None, 0) else None
+    return from_arm if from_fingers == from_arm else None
 
 
 def _orientation_from_fingers(mask: np.ndarray) -> int | None:

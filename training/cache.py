@@ -1,7 +1,8 @@
 """Decode and preprocess every image once; keep the result in memory and on disk.
 
-The cache key covers the files (path, size, mtime) and the preprocessing, so a changed
-image or recipe rebuilds it, and two recipes with the same preprocessing share it.
+The cache key covers the files (path, size, mtime) and the preprocessing (with the hand
+locator's version when the images are cropped to the hand), so a changed image, recipe or
+locator rebuilds it, and two recipes with the same preprocessing share it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 from tqdm import tqdm
 
 from core.atomic import save_atomic
+from core.hand import LOCATOR_VERSION
 from core.imageio import ImageDecodeError, decode_image
 from training.preprocess import Preprocessing, preprocess
 from training.rsna import DatasetError, Record
@@ -26,7 +28,10 @@ def default_cache_dir() -> Path:
 
 
 def _cache_key(records: Sequence[Record], config: Preprocessing) -> str:
-    digest = hashlib.sha256(json.dumps(config.__dict__, sort_keys=True).encode())
+    key = dict(config.__dict__)
+    if config.crop != "none":  # a better hand locator makes other squares
+        key["locator_version"] = LOCATOR_VERSION
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode())
     for record in records:
         stat = record.image_path.stat()
         digest.update(f"{record.image_path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())

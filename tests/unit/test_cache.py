@@ -91,6 +91,7 @@ def test_touching_an_image_also_rebuilds(records, decodes, tmp_path):
     Preprocessing(image_size=24, resize_mode="letterbox", intensity="percentile"),
     Preprocessing(image_size=32, resize_mode="resize_crop", intensity="percentile"),
     Preprocessing(image_size=32, resize_mode="letterbox", intensity="raw"),
+    Preprocessing(image_size=32, resize_mode="letterbox", intensity="percentile", crop="hand"),
 ])
 def test_cache_is_rebuilt_when_the_preprocessing_changes(records, decodes, tmp_path, changed):
     folder = tmp_path / "cache"
@@ -102,6 +103,20 @@ def test_cache_is_rebuilt_when_the_preprocessing_changes(records, decodes, tmp_p
     load_image_array(records, CONFIG, folder, progress=False)  # both stay cached side by side
     load_image_array(records, changed, folder, progress=False)
     assert len(decodes) == 9 and len(_cache_files(folder)) == 2
+
+
+def test_a_new_hand_locator_rebuilds_the_cropped_cache_only(records, decodes, tmp_path, monkeypatch):
+    import training.cache
+
+    cropped = Preprocessing(image_size=32, resize_mode="letterbox", intensity="percentile", crop="hand")
+    folder = tmp_path / "cache"
+    load_image_array(records, CONFIG, folder, progress=False)
+    load_image_array(records, cropped, folder, progress=False)
+    monkeypatch.setattr(training.cache, "LOCATOR_VERSION", training.cache.LOCATOR_VERSION + 1)
+    load_image_array(records, CONFIG, folder, progress=False)  # whole films: still cached
+    assert len(decodes) == 6
+    load_image_array(records, cropped, folder, progress=False)
+    assert len(decodes) == 9
 
 
 def test_a_different_record_set_gets_its_own_cache(records, decodes, tmp_path):
