@@ -154,11 +154,16 @@ def _to_gray_float(image: Image.Image) -> np.ndarray:
 
 
 def _to_gray_integers(image: Image.Image) -> np.ndarray:
-    """uint8, or uint16 when the image has more than 8 bits in use (values above 255)."""
+    """uint8, or uint16 when the image has more than 8 bits in use (values above 255),
+    scaled so that the highest value the bits in use can hold is 65535."""
     if image.mode in {"I;16", "I;16B", "I;16L", "I"}:
         array = np.asarray(image)
-        if array.max() > 255:
-            return np.clip(array, 0, 65535).astype(np.uint16)
+        peak = int(array.max())
+        if peak > 255:
+            # A 10-, 12- or 14-bit film is often saved in a 16-bit PNG: stretch the bits in use
+            # to the full range, or a 12-bit film reads as nearly black (0-0.06).
+            full = (1 << max(peak.bit_length(), 9)) - 1
+            return (np.clip(array, 0, full).astype(np.uint32) * 65535 // full).astype(np.uint16)
         return np.clip(array, 0, 255).astype(np.uint8)
     if image.mode in {"RGBA", "LA", "PA"} or (image.mode == "P" and "transparency" in image.info):
         image = image.convert("RGBA").convert("RGB")

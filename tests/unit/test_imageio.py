@@ -86,3 +86,22 @@ def test_decompression_bomb_is_refused_before_decoding():
     assert len(bomb) < 1_000_000
     with pytest.raises(ImageDecodeError, match="too large"):
         decode_image(bomb)
+
+
+def test_a_12_bit_film_in_a_16_bit_png_uses_the_full_range_and_is_not_blank():
+    """Detectors write 12-bit values into 16-bit PNGs; read as 0-65535 such a film is
+    almost black and the blank check refused real studies."""
+    from core.image_checks import check_radiograph
+
+    rng = np.random.default_rng(0)
+    hand = np.zeros((400, 300), dtype=np.float32)
+    hand[60:360, 80:220] = 0.6 + 0.3 * rng.random((300, 140))  # a bright object on a dark plate
+    twelve_bit = np.round(hand * 4095).astype(np.uint16)
+    data = _encode(Image.fromarray(twelve_bit, mode="I;16"), "PNG")
+
+    decoded = decode_image(data)
+
+    assert decoded.max() > 0.85
+    np.testing.assert_allclose(decoded, twelve_bit / 4095.0, atol=1e-4)
+    rejection = check_radiograph(data, decoded)
+    assert rejection is None or rejection.code != "blank"
