@@ -97,7 +97,7 @@ def test_a_12_bit_film_in_a_16_bit_png_uses_the_full_range_and_is_not_blank():
     hand = np.zeros((400, 300), dtype=np.float32)
     hand[60:360, 80:220] = 0.6 + 0.3 * rng.random((300, 140))  # a bright object on a dark plate
     twelve_bit = np.round(hand * 4095).astype(np.uint16)
-    data = _encode(Image.fromarray(twelve_bit, mode="I;16"), "PNG")
+    data = _encode(Image.fromarray(twelve_bit), "PNG")
 
     decoded = decode_image(data)
 
