@@ -183,7 +183,8 @@ class IntervalModel:
                 parts = [[max(p - self.half_widths.max(), 0.0), p + self.half_widths.max()]]
             low[i], high[i] = min(parts, key=lambda part: 0.0 if part[0] <= p <= part[1]
                                   else min(abs(p - part[0]), abs(p - part[1])))
-        return np.minimum(np.maximum(low, 0.0), np.maximum(predictions, 0.0)), np.maximum(high, predictions)
+        low = np.minimum(np.maximum(low, 0.0), np.maximum(predictions, 0.0))  # clipped at 0 months
+        return low, np.maximum(np.maximum(high, predictions), low)
 
     def interval(self, prediction: float) -> Interval:
         low, high = self.bounds(np.array([prediction]))

@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-from training.intervals import IntervalModel, band_index, calibrate
+from training.intervals import IntervalModel, calibrate
 from training.model import load_checkpoint, save_checkpoint, model_from_checkpoint
 from training.predict import Predictor
 
@@ -43,12 +43,13 @@ def test_the_predictor_applies_the_stored_calibration(tiny_model, tmp_path, one_
 
     predictor = Predictor.from_checkpoint(path, device="cpu")
     predictions = predictor.predict([hand(1), hand(2)], ["F", "M"], gradcam=False)
-    widths = [b["half_width_months"] for b in calibration["levels"]["0.9"]["bands"]]
+    model_of_intervals = IntervalModel(calibration)
     for p in predictions:
-        half = widths[int(band_index(p.bone_age_months))]
+        (low,), (high,) = model_of_intervals.bounds([p.bone_age_months])
         assert p.interval_confidence == 0.9
-        assert p.interval_low_months == pytest.approx(min(max(0.0, p.bone_age_months - half), p.bone_age_months))
-        assert p.interval_high_months == pytest.approx(p.bone_age_months + half)
+        assert p.interval_low_months == pytest.approx(low) and p.interval_high_months == pytest.approx(high)
+        assert 0.0 <= p.interval_low_months <= p.interval_high_months
+        assert p.interval_low_months <= max(p.bone_age_months, 0.0)
 
 
 @pytest.mark.slow
@@ -72,5 +73,8 @@ def test_training_stores_a_calibration_from_the_validation_residuals(tmp_path, o
     images, male, ages = data.part("val")
     assert calibration["n"] == len(ages) >= 9
     model, _ = model_from_checkpoint(path)
-    assert calibrate(predict_months(model, images, male, tta=recipe.tta), ages) == calibration
+    train_images, train_male, train_ages = data.part("train")  # fill in thin age bands
+    assert calibrate(predict_months(model, images, male, tta=recipe.tta), ages,
+                     train_predictions=predict_months(model, train_images, train_male, tta=recipe.tta),
+                     train_targets=train_ages) == calibration
     assert IntervalModel.from_metadata(metadata).confidence == 0.9
