@@ -24,7 +24,7 @@ READINGS = {
 }
 
 # "indeterminate" because the bone age's prediction interval crosses a ±2 SD limit.
-INTERVAL_INDETERMINATE = "indeterminate (the {level} interval of the bone age crosses the {limit} SD limit)"
+INTERVAL_INDETERMINATE = "indeterminate (the {level} interval of the bone age crosses the {limit})"
 
 
 def interval_json(assessment: Assessment) -> dict | None:
@@ -69,9 +69,9 @@ def comparison_json(assessment: Assessment) -> dict | None:
     )
     reading_text = READINGS[c.reading]
     if c.indeterminate_reason == "interval_straddles_limit":
-        limit = "-2" if c.z_low < -2 <= c.z_high else "+2"
+        limit = "-2 SD limit" if c.z_low < -2 <= c.z_high else "+2 SD limit"
         if c.z_low < -2 <= c.z_high and c.z_low <= 2 < c.z_high:
-            limit = "-2 and the +2"
+            limit = "-2 and the +2 SD limits"
         reading_text = INTERVAL_INDETERMINATE.format(level=f"{assessment.interval_confidence * 100:g}%", limit=limit)
     return {
         "reference": "Greulich-Pyle (Brush Foundation standard)",
@@ -100,6 +100,8 @@ def assessment_json(assessment: Assessment) -> dict:
             else None,
             "model": model_json(assessment.model_version),
             "comparison": comparison_json(assessment),
+            "notes": list(assessment.result_notes or []),
+            "ood_score": round_or_none(assessment.ood_score, 3),
             "growth_chart_url": url_for("growth_chart_api.growth_chart_svg", assessment_id=assessment.id),
             "report_url": url_for("pages.report", assessment_id=assessment.id),
             "timings": {

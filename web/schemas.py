@@ -92,6 +92,18 @@ class ResultSchema(Schema):
     comparison = _always(
         fields.Nested, ComparisonSchema, nullable=True, description="Present when a chronological age was given."
     )
+    notes = _always(
+        fields.List, fields.String(),
+        description="What the model's own checks did to the image before assessing it, in words for the reader "
+                    '(e.g. "the film was upside down and was turned upright before assessment"); empty when nothing.',
+    )
+    ood_score = _always(
+        fields.Float, nullable=True,
+        description="The model's out-of-distribution score of the image's features: their distance from the "
+                    "training films' features divided by the model's threshold (the threshold and how it was "
+                    'fitted are in the model\'s metadata, under "ood"). Higher means less like the films the model '
+                    "was trained on; above 1 the image is refused. Null when the model has no OOD statistics.",
+    )
     growth_chart_url = _always(fields.String, description="The growth chart (SVG): Greulich-Pyle band and the "
                                                           "child's series; its data at the URL without `.svg`.")
     report_url = _always(fields.String, description="The printable report (HTML, one A4 page).")

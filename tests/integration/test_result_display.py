@@ -335,6 +335,8 @@ def test_a_result_without_an_interval_says_nothing_of_one(client, put_result):
         (100.4, (91.4, 109.4), "indeterminate", -2.5, -0.5, "crosses the -2 SD limit"),
         # point +1.50 SD (127.4); 118.4..136.4 = +0.50..+2.50 SD: crosses +2.
         (127.4, (118.4, 136.4), "indeterminate", 0.5, 2.5, "crosses the +2 SD limit"),
+        # point at the mean; 91.4..136.4 = -2.50..+2.50 SD: crosses both limits.
+        (113.9, (91.4, 136.4), "indeterminate", -2.5, 2.5, "crosses the -2 and the +2 SD limits"),
         # point -3.00 SD (86.9); 82.4..95.0 = -3.50..-2.10 SD: wholly below -2.
         (86.9, (82.4, 95.0), "delayed", -3.5, -2.1, "delayed"),
         # point at the mean; 95.9..131.9 = exactly -2..+2 SD: still normal.
