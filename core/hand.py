@@ -27,7 +27,7 @@ from scipy.spatial import ConvexHull, QhullError
 
 # Bumped whenever a rule or threshold below changes the boxes: caches of cropped images
 # (training/cache.py) are keyed on it.
-LOCATOR_VERSION = 2
+LOCATOR_VERSION = 4
 WORK_SIDE = 256  # the film is reduced to at most this many pixels a side before any rule
 MARGIN_FRACTION = 0.06  # margin around the hand's box, as a share of the box's longer side
 MIN_CONTRAST = 0.03  # 1st-99th percentile spread (0-1 scale) below which there is nothing to find
@@ -127,7 +127,7 @@ def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
 
 def _hand_mask(image: np.ndarray) -> tuple[np.ndarray | None, str]:
     """The hand's mask on the reduced film, or None and why not."""
-    structure = _disk(max(1, round(min(image.shape) / 128)))
+    structure = _disk(max(1, round(min(image.shape) / 256)))
     hand = _search(image, np.ones(image.shape, dtype=bool), structure, 0)
     if hand is None:
         return None, "no hand found: no bright, hand-shaped region apart from the film's background, plate and edges"
@@ -203,11 +203,10 @@ def _is_frame(component: np.ndarray) -> bool:
     """A bright surround or band: it runs along much of the film's edges (a forearm leaves by one
     edge, over a fraction of it)."""
     shares = [component[0].mean(), component[-1].mean(), component[:, 0].mean(), component[:, -1].mean()]
-    if sorted(shares)[-2] > FRAME_SECOND_EDGE_SHARE:
-        return True
-    if max(shares) <= FRAME_EDGE_SHARE:
+    if sorted(shares)[-2] <= FRAME_SECOND_EDGE_SHARE and max(shares) <= FRAME_EDGE_SHARE:
         return False
-    # along one edge only: a band hugs the edge, a wide forearm leads to a hand far from it
+    # a band or surround hugs the edges; a forearm (even a wide one, or one leaving by a
+    # corner) leads to a hand far from them
     height, width = component.shape
     depth = round(FRAME_DEPTH * min(height, width))
     near = component.copy()
