@@ -40,6 +40,10 @@ REJECTION_REASON = ("The image does not look like the hand radiographs this mode
                     "are far from every training film's): it may be another body part, a photograph or "
                     "document, a crop of a film, or an unusual export. Upload the whole left-hand radiograph "
                     "as exported by the X-ray system.")
+# Added for a model trained on synthetic radiographs (the demo model): real films are unlike them.
+SYNTHETIC_MODEL_HINT = (" This model was trained on SYNTHETIC radiographs (a demonstration model), so real films "
+                        "look unlike its training films: register and activate a model trained on real radiographs "
+                        "to assess them.")
 
 
 def _encode(array: np.ndarray) -> str:

@@ -19,7 +19,7 @@ from core.model_identity import model_name
 from training.gradcam import HeadGradCam, overlay_png
 from training.inference import ForwardPass, forward_with_features
 from training.intervals import IntervalModel
-from training.ood import REJECTION_REASON, OodModel
+from training.ood import REJECTION_REASON, SYNTHETIC_MODEL_HINT, OodModel
 from training.orientation import upright
 from training.model import default_device, model_from_checkpoint
 from training.precision import Precision
@@ -124,7 +124,8 @@ class Predictor:
             if score is not None:
                 prediction.ood_score = round(float(score), 4)
                 if self.ood.rejected(score):
-                    prediction.rejection_code, prediction.rejection = "unlike_training", REJECTION_REASON
+                    prediction.rejection_code, prediction.rejection = "unlike_training", REJECTION_REASON + (
+                        SYNTHETIC_MODEL_HINT if self.synthetic else "")
         return predictions
 
     def ood_scores(self, images: Sequence[np.ndarray]) -> np.ndarray:

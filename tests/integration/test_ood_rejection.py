@@ -72,6 +72,7 @@ def test_an_image_the_rules_pass_but_unlike_the_training_films_is_refused(traine
     (prediction,) = trained["predictor"].predict([image], ["F"], gradcam=False)
     assert prediction.rejection_code == "unlike_training" and prediction.ood_score > 1.0
     assert "does not look like the hand radiographs this model was trained on" in prediction.rejection
+    assert "trained on SYNTHETIC radiographs" in prediction.rejection  # this model's metadata says synthetic
 
 
 def test_a_hand_film_passes_and_its_mirror_image_too(trained):
