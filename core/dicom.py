@@ -20,7 +20,9 @@ a hand radiograph is grayscale, and a colour secondary capture is a screenshot o
 of one), a digital X-ray "for processing" (raw detector values: the "for presentation"
 image is the one to send), an image whose header says it has burned-in annotation (text in the pixels that
 may name the patient: DICOM PS3.15's basic profile says not to keep such an instance), and
-a compressed transfer syntax no installed decoder reads.
+a compressed transfer syntax no installed decoder reads. With python-gdcm installed (a
+project dependency) pydicom decodes JPEG Lossless, JPEG-LS, JPEG 2000, 8-bit JPEG and RLE;
+12-bit JPEG (Extended, Process 4) is the one PACS export nothing here decodes.
 
 dicom_tags(data) reads the patient's sex, birth date and the study date (else the
 acquisition, series or content date) and the chronological age at the study; a tag that
@@ -132,7 +134,7 @@ def _stored_values(dataset) -> np.ndarray:
     except Exception as exc:  # noqa: BLE001 - missing decoder plugin, truncated data, bad header
         syntax = dataset.file_meta.get("TransferSyntaxUID") if hasattr(dataset, "file_meta") else None
         if syntax is not None and syntax.is_compressed:
-            cause = "no decoder for it is installed" if _no_decoder(syntax) else _short(exc)
+            cause = "no decoder for it is installed" if _no_decoder(syntax) else _decoder_failure(exc)
             raise ImageDecodeError(
                 f"the DICOM image is compressed as {syntax.name} and cannot be decoded here ({cause}); "
                 "export it uncompressed (Explicit VR Little Endian)"
@@ -293,6 +295,16 @@ def _int(value) -> int | None:
         return int(value)
     except (TypeError, ValueError):
         return None
+
+
+def _decoder_failure(exc: Exception) -> str:
+    """Why the installed decoders failed: pydicom puts each plugin's reason on a line of its
+    own under "...raised by all available plugins:" (e.g. "gdcm: GDCM does not support
+    'JPEG Extended' for samples with 12-bit precision")."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if len(lines) > 1 and lines[0].endswith(":"):
+        return "; ".join(lines[1:])[:300]
+    return _short(exc)
 
 
 def _short(exc: Exception) -> str:

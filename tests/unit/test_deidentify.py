@@ -48,7 +48,8 @@ def _with_phi() -> bytes:
     return buffer.getvalue()
 
 
-@pytest.mark.parametrize("name", ["CT_small.dcm", "MR_small.dcm", "JPEG2000.dcm"])
+@pytest.mark.parametrize("name", ["CT_small.dcm", "MR_small.dcm", "JPEG2000.dcm", "MR_small_jpeg_ls_lossless.dcm",
+                                  "MR_small_jp2klossless.dcm"])
 def test_identifying_tags_are_dropped_and_the_pixels_kept(name):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

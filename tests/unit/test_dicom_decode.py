@@ -159,6 +159,85 @@ def test_a_compressed_image_that_cannot_be_decoded_is_refused_naming_the_compres
         decode_image(buffer.getvalue())
 
 
+# ---------------------------------------------------------------- compressed transfer syntaxes (python-gdcm)
+
+# A 12-bit film-like image: a diagonal ramp with a window, so the VOI path runs too.
+FILM = np.add.outer(np.arange(48) * 40, np.arange(64) * 20) % 4096
+PACS_COMPRESSIONS = {
+    "JPEG Lossless SV1": "1.2.840.10008.1.2.4.70",
+    "JPEG Lossless": "1.2.840.10008.1.2.4.57",
+    "JPEG-LS Lossless": "1.2.840.10008.1.2.4.80",
+    "JPEG 2000 Lossless": "1.2.840.10008.1.2.4.90",
+}
+
+
+def _transcoded(data: bytes, transfer_syntax: str, tmp_path) -> bytes:
+    """The DICOM file re-encoded by GDCM in another transfer syntax, as a PACS exports it."""
+    import gdcm
+
+    source, target = tmp_path / "source.dcm", tmp_path / "target.dcm"
+    source.write_bytes(data)
+    reader = gdcm.ImageReader()
+    reader.SetFileName(str(source))
+    assert reader.Read()
+    change = gdcm.ImageChangeTransferSyntax()
+    change.SetTransferSyntax(gdcm.TransferSyntax(gdcm.TransferSyntax.GetTSType(transfer_syntax)))
+    change.SetInput(reader.GetImage())
+    assert change.Change()
+    writer = gdcm.ImageWriter()
+    writer.SetFileName(str(target))
+    writer.SetFile(reader.GetFile())
+    writer.SetImage(change.GetOutput())
+    assert writer.Write()
+    return target.read_bytes()
+
+
+@pytest.mark.parametrize("transfer_syntax", PACS_COMPRESSIONS.values(), ids=PACS_COMPRESSIONS.keys())
+def test_pacs_compressions_decode_to_the_uncompressed_pixels(transfer_syntax, tmp_path):
+    import io
+
+    import pydicom
+
+    uncompressed = make_dicom(FILM, WindowCenter=1500, WindowWidth=2000)
+    compressed = _transcoded(uncompressed, transfer_syntax, tmp_path)
+    dataset = pydicom.dcmread(io.BytesIO(compressed))
+    assert dataset.file_meta.TransferSyntaxUID == transfer_syntax and dataset.file_meta.TransferSyntaxUID.is_compressed
+    assert len(dataset.PixelData) < FILM.size * 2  # encapsulated, compressed
+    np.testing.assert_array_equal(decode_image(compressed), decode_image(uncompressed))
+
+
+@pytest.mark.parametrize("name", ["MR_small_jpeg_ls_lossless.dcm", "MR_small_jp2klossless.dcm", "MR_small_RLE.dcm"])
+def test_pydicoms_compressed_files_equal_their_uncompressed_reference(name):
+    """pydicom's own test data: JPEG-LS and JPEG 2000 lossless (and RLE) encodings of MR_small.dcm."""
+    from pydicom.data import get_testdata_file
+
+    reference = decode_image(open(get_testdata_file("MR_small.dcm"), "rb").read())
+    np.testing.assert_array_equal(decode_image(open(get_testdata_file(name), "rb").read()), reference)
+
+
+def test_a_12_bit_jpeg_that_nothing_installed_decodes_is_refused_with_the_reason():
+    """JPEG Extended with 12-bit samples (pydicom's JPGExtended.dcm): GDCM's and Pillow's
+    plugins both decline it (pylibjpeg-libjpeg would read it but is GPL)."""
+    from pydicom.data import get_testdata_file
+
+    with pytest.raises(ImageDecodeError, match=r"compressed as JPEG Extended \(Process 2 and 4\) and cannot be "
+                                               r"decoded here \(.*12-bit precision.*\); export it uncompressed"):
+        decode_image(open(get_testdata_file("JPGExtended.dcm"), "rb").read())
+
+
+def test_a_syntax_without_an_installed_decoder_is_refused_naming_the_compression(monkeypatch):
+    """As before python-gdcm: JPEG-LS with no decoder plugin available (made so for this test only)."""
+    from pydicom.data import get_testdata_file
+    from pydicom.pixels import get_decoder
+    from pydicom.uid import JPEGLSLossless
+
+    monkeypatch.setattr(get_decoder(JPEGLSLossless), "_available", {})
+    with pytest.raises(ImageDecodeError, match=r"compressed as JPEG-LS Lossless Image Compression and cannot be "
+                                               r"decoded here \(no decoder for it is installed\); export it "
+                                               r"uncompressed \(Explicit VR Little Endian\)"):
+        decode_image(open(get_testdata_file("MR_small_jpeg_ls_lossless.dcm"), "rb").read())
+
+
 def test_every_pydicom_test_file_decodes_or_is_refused_with_a_reason():
     from pydicom.data import get_testdata_files
 
