@@ -59,7 +59,8 @@ def test_seed_recipe_trains_with_its_own_preprocessing_and_loss(synthetic_datase
     checkpoint = train(synthetic_dataset, "seed", tmp_path / "run", epochs=1, image_size=32, limit=16,
                        init="random", progress=False, cache_dir=tmp_path / "cache")
     metadata = json.loads(checkpoint.with_suffix(".json").read_text())
-    assert metadata["preprocessing"] == {"image_size": 32, "resize_mode": "resize_crop", "intensity": "raw"}
+    assert metadata["preprocessing"] == {"image_size": 32, "resize_mode": "resize_crop", "intensity": "raw",
+                                         "crop": "none"}  # the seed keeps the whole film
     recipe = metadata["recipe"]
     assert (recipe["name"], recipe["loss"], recipe["augment"], recipe["use_sex"], recipe["tta"]) == (
         "seed", "mse_months", "rotate10", False, False)
