@@ -4,7 +4,9 @@ parse_submission() returns a Submission or raises InvalidSubmission with one
 message per field, written for the person at the form (the API returns the same).
 The image is decoded here, once (core.working_image: reduced while decoding to the
 working size), so a damaged or truncated file is refused now rather than failing later in
-the worker; the decoded working copy travels in the Submission to be stored.
+the worker; the decoded working copy travels in the Submission to be stored. A PNG's or
+JPEG's metadata (which can name the patient) is stripped here, so Submission.image is what
+is stored (services.assessments strips again, for callers that build a Submission).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Mapping
 
+from core.deidentify import strip_raster_metadata
 from core.imageio import ImageDecodeError
 from core.stages import normalise_sex
 from core.working_image import WorkingImage, make_working_image
@@ -54,7 +57,7 @@ def uploaded_image(files: Mapping) -> bytes | None:
 
 def parse_submission(form: Mapping[str, str], image: bytes | None) -> Submission:
     errors: dict[str, str] = {}
-    working = _check(errors, "image", _image, image)
+    image, working = _check(errors, "image", _image, image) or (image, None)
     sex = _check(errors, "sex", _sex, form.get("sex"))
     age = _check(errors, "age", _age, form)
     reference = _check(errors, "reference", _reference, form.get("reference"))
@@ -71,13 +74,16 @@ def _check(errors: dict[str, str], field: str, parse, value):
         return None
 
 
-def _image(data: bytes | None) -> WorkingImage:
+def _image(data: bytes | None) -> tuple[bytes, WorkingImage]:
+    """The upload to store (a PNG or JPEG without its metadata: core.deidentify) and its
+    working copy."""
     if data is None:
         raise ValueError("Choose a radiograph to upload (PNG, JPEG or DICOM).")
     if not data:
         raise ValueError("The uploaded file is empty. Choose the radiograph's image file.")
     try:
-        return make_working_image(data)
+        working = make_working_image(data)
+        return strip_raster_metadata(data), working
     except ImageDecodeError as exc:
         raise ValueError(f"The upload is not a readable radiograph: {exc}.") from None
 
