@@ -27,7 +27,7 @@ from scipy.spatial import ConvexHull, QhullError
 
 # Bumped whenever a rule or threshold below changes the boxes: caches of cropped images
 # (training/cache.py) are keyed on it.
-LOCATOR_VERSION = 4
+LOCATOR_VERSION = 7
 WORK_SIDE = 256  # the film is reduced to at most this many pixels a side before any rule
 MARGIN_FRACTION = 0.06  # margin around the hand's box, as a share of the box's longer side
 MIN_CONTRAST = 0.03  # 1st-99th percentile spread (0-1 scale) below which there is nothing to find
@@ -36,6 +36,7 @@ MIN_SEED_SHARE = 0.01  # its bones alone (before the soft tissue is added) at le
 PLATE_SOLIDITY = 0.9  # a component filling this much of its convex hull is a plate, not a hand
 MAX_RETHRESHOLD = 3
 SOFT_TISSUE_GROWTH = 6.0  # the soft tissue may grow the bony mask at most this much
+SOFT_TISSUE_REACH = 0.12  # ... and, where it runs on into the background, this share of its box beyond it
 FRAME_EDGE_SHARE = 0.75  # a component covering this share of one edge is a band or surround
 FRAME_SECOND_EDGE_SHARE = 0.4  # ... or this share of two edges
 FRAME_DEPTH = 0.15  # ... and lies mostly (FRAME_NEAR_SHARE) within this share of the film of its edges
@@ -189,22 +190,40 @@ def _with_soft_tissue(image: np.ndarray, hand: np.ndarray, region: np.ndarray, s
     if len(touching) == 0:
         return hand
     grown = np.isin(labels, touching)
-    if (grown.sum() > SOFT_TISSUE_GROWTH * hand.sum() or _is_frame(grown)
-            or _is_plate(grown)):
+    if not (grown.sum() > SOFT_TISSUE_GROWTH * hand.sum() or _is_frame(grown, hugging=False) or _is_plate(grown)):
+        return grown | hand
+    # it ran on into the background or a plate's edge: keep only what lies near the bony hand
+    # (the fingertips' and the thumb's soft tissue)
+    near = np.zeros_like(hand)
+    rows, cols = np.flatnonzero(hand.any(axis=1)), np.flatnonzero(hand.any(axis=0))
+    reach_y = round(SOFT_TISSUE_REACH * (rows[-1] - rows[0] + 1))
+    reach_x = round(SOFT_TISSUE_REACH * (cols[-1] - cols[0] + 1))
+    near[max(0, rows[0] - reach_y) : rows[-1] + 1 + reach_y, max(0, cols[0] - reach_x) : cols[-1] + 1 + reach_x] = True
+    nearby = _largest_component((grown & near) | hand)
+    if (nearby is None or nearby.sum() > SOFT_TISSUE_GROWTH * hand.sum() or _is_plate(nearby)
+            or _edges_touched(nearby) - _edges_touched(hand)):  # a glow along an edge, not soft tissue
         return hand
-    return grown | hand
+    return nearby | hand
+
+
+def _edges_touched(mask: np.ndarray) -> set[str]:
+    return {name for name, line in (("top", mask[0]), ("bottom", mask[-1]), ("left", mask[:, 0]),
+                                    ("right", mask[:, -1])) if line.any()}
 
 
 def _is_plate(component: np.ndarray) -> bool:
     return solidity(ndimage.binary_fill_holes(component)) >= PLATE_SOLIDITY
 
 
-def _is_frame(component: np.ndarray) -> bool:
+def _is_frame(component: np.ndarray, *, hugging: bool = True) -> bool:
     """A bright surround or band: it runs along much of the film's edges (a forearm leaves by one
-    edge, over a fraction of it)."""
+    edge, over a fraction of it). hugging=False: the edges alone decide (for the soft tissue
+    grown around a hand, which must not reach along the edges at all)."""
     shares = [component[0].mean(), component[-1].mean(), component[:, 0].mean(), component[:, -1].mean()]
     if sorted(shares)[-2] <= FRAME_SECOND_EDGE_SHARE and max(shares) <= FRAME_EDGE_SHARE:
         return False
+    if not hugging:
+        return True
     # a band or surround hugs the edges; a forearm (even a wide one, or one leaving by a
     # corner) leads to a hand far from them
     height, width = component.shape
