@@ -142,7 +142,9 @@ class Predictor:
         """Pooled 512-d backbone features (N, 512) of decoded images, as Prediction.features
         (the image features do not depend on the sex; only the head sees it)."""
         squares = self.preprocess(images)
-        return self.forward(squares, np.zeros(len(squares), dtype=np.float32)).features
+        # features only: the mirrored pass of the TTA would not change them
+        return forward_with_features(self.model, squares, np.zeros(len(squares), dtype=np.float32), tta=False,
+                                     device=self.device, precision=self.precision).features
 
     @property
     def explainer(self) -> HeadGradCam:
