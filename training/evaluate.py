@@ -50,7 +50,7 @@ def evaluate(model_path, data_dir, out_dir, *, progress: bool = True) -> dict:
 
     synthetic = (data_dir / "SYNTHETIC.txt").is_file()
     examples_idx = _examples(truth, GRADCAM_EXAMPLES)
-    cams = predictor.explainer.heatmaps(squares[examples_idx], male[examples_idx])
+    cams = predictor.heatmaps(squares[examples_idx], male[examples_idx])
     examples = [
         (f"{records[i].id}: true {truth[i]:.0f} m, predicted {predicted[i]:.0f} m", overlay_png(squares[i], cam))
         for i, cam in zip(examples_idx, cams)
@@ -86,7 +86,7 @@ def _score_gradcam(predictor: Predictor, records, squares, male, data_dir: Path)
     """Mean share of heatmap mass inside the generator's age-signal masks, and the masks'
     mean share of the image (what a heatmap that ignores anatomy would score)."""
     chosen = np.arange(min(len(records), GRADCAM_SCORED_MAX))
-    cams = np.concatenate([predictor.explainer.heatmaps(squares[chosen[i : i + 16]], male[chosen[i : i + 16]])
+    cams = np.concatenate([predictor.heatmaps(squares[chosen[i : i + 16]], male[chosen[i : i + 16]])
                            for i in range(0, len(chosen), 16)])
     inside, area = [], []
     for i, cam in zip(chosen, cams):

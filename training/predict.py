@@ -146,6 +146,10 @@ class Predictor:
         return forward_with_features(self.model, squares, np.zeros(len(squares), dtype=np.float32), tta=False,
                                      device=self.device, precision=self.precision).features
 
+    def heatmaps(self, squares: np.ndarray, male: np.ndarray) -> np.ndarray:
+        """Grad-CAM maps (N, H, W) of preprocessed squares, as predict() draws them."""
+        return self.explainer.heatmaps(self.forward(squares, male).feature_maps, male, squares.shape[-1])
+
     @property
     def explainer(self) -> HeadGradCam:
         if self._explainer is None:
