@@ -145,6 +145,9 @@ def _register_demo_dataset(uow, settings: Settings, folder: Path) -> None:
         return
     if dataset.created:
         print(f"registered dataset {dataset.name} ({dataset.n_records} synthetic studies) for training jobs")
+        print(f"  the demo model was trained on these synthetic films ({folder / 'boneage-training-dataset'}); "
+              "it refuses real radiographs as unlike its training images: register a model trained on real "
+              "studies (`boneage train`, `boneage register-model`) to assess them")
 
 
 def _start(child: Child, env: dict[str, str]) -> subprocess.Popen:
