@@ -12,6 +12,7 @@ from celery.schedules import crontab
 from kombu import Exchange, Queue
 
 from core.settings import Settings
+from services.filesystem_broker import TRANSPORT as FILESYSTEM_TRANSPORT
 
 ASSESS_TASK = "boneage.assess"
 AUDIT_TASK = "boneage.audit"
@@ -97,6 +98,7 @@ def celery_config(settings: Settings) -> dict:
         }
     if settings.embedded:
         messages = str(settings.queue_messages_dir)
+        config["broker_transport"] = FILESYSTEM_TRANSPORT
         config["broker_transport_options"] = {
             "data_folder_in": messages,
             "data_folder_out": messages,
