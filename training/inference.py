@@ -12,6 +12,21 @@ from training.model import BoneAgeNet
 from training.precision import Precision
 
 
+def _eval_batches(model: BoneAgeNet, images_uint8, male, *, batch_size: int, device, precision: Precision):
+    """(x, m) batches on the device in the configured layout, with the model in eval mode
+    for the loop (its training flag is restored afterwards)."""
+    images_uint8 = torch.as_tensor(images_uint8)
+    male = torch.as_tensor(male, dtype=torch.float32)
+    was_training = model.training
+    model.eval()
+    try:
+        for start in range(0, len(images_uint8), batch_size):
+            x = precision.layout(to_float(images_uint8[start : start + batch_size]).to(device))
+            yield x, male[start : start + batch_size].to(device)
+    finally:
+        model.train(was_training)
+
+
 @torch.inference_mode()
 def predict_months(
     model: BoneAgeNet,
@@ -27,20 +42,13 @@ def predict_months(
     the prediction with that of the mirrored image."""
     device = device or next(model.parameters()).device
     precision = precision or Precision()
-    images_uint8 = torch.as_tensor(images_uint8)
-    male = torch.as_tensor(male, dtype=torch.float32)
-    was_training = model.training
-    model.eval()
     outputs = []
-    for start in range(0, len(images_uint8), batch_size):
-        x = precision.layout(to_float(images_uint8[start : start + batch_size]).to(device))
-        m = male[start : start + batch_size].to(device)
+    for x, m in _eval_batches(model, images_uint8, male, batch_size=batch_size, device=device, precision=precision):
         with precision.autocast(device):
             y = model(x, m).float()
             if tta:
                 y = (y + model(hflip(x), m).float()) / 2
         outputs.append(y.cpu())
-    model.train(was_training)
     return torch.cat(outputs).numpy() if outputs else np.zeros(0, dtype=np.float32)
 
 
@@ -69,14 +77,8 @@ def forward_with_features(
     for feature-space scores. Same numbers as predict_months."""
     device = device or next(model.parameters()).device
     precision = precision or Precision()
-    images_uint8 = torch.as_tensor(images_uint8)
-    male = torch.as_tensor(male, dtype=torch.float32)
-    was_training = model.training
-    model.eval()
     months, features, maps = [], [], []
-    for start in range(0, len(images_uint8), batch_size):
-        x = precision.layout(to_float(images_uint8[start : start + batch_size]).to(device))
-        m = male[start : start + batch_size].to(device)
+    for x, m in _eval_batches(model, images_uint8, male, batch_size=batch_size, device=device, precision=precision):
         with precision.autocast(device):
             feature_map = model.feature_map(x)
             pooled = model.pooled(feature_map)
@@ -86,7 +88,6 @@ def forward_with_features(
         months.append(y.cpu())
         features.append(pooled.float().cpu())
         maps.append(feature_map.float())
-    model.train(was_training)
     if not months:
         return ForwardPass(np.zeros(0, np.float32), np.zeros((0, 512), np.float32), torch.zeros(0, 512, 1, 1))
     return ForwardPass(torch.cat(months).numpy(), torch.cat(features).numpy(), torch.cat(maps))
