@@ -175,6 +175,22 @@ def chromium_path() -> str:
     return CHROMIUM
 
 
+# Headless, and nothing that phones home (there is no network here).
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture
+def browser(chromium_path):
+    """A headless Chromium driven by Playwright, closed after the test."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
 # --------------------------------------------------------------------- Queue
 
 

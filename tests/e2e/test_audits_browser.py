@@ -17,8 +17,6 @@ from web import create_app
 
 pytestmark = [pytest.mark.browser]
 
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
 @pytest.fixture
@@ -37,29 +35,22 @@ def served_audits(tmp_path):
     server.shutdown()
 
 
-def test_the_audits_page_shows_the_finding_and_the_trend_plots_load(served_audits, chromium_path, tmp_path):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1200, "height": 2400})
-            browser_login(page, served_audits, *BROWSER_ADMIN)
-            page.goto(served_audits + "/audits")
-            banner = page.locator("#findings")
-            assert banner.is_visible()
-            shifted = History.week(SHIFT_WEEK)[0].date().isoformat()
-            gap = page.locator(".finding[data-kind=sex_gap]")
-            assert gap.count() == 1 and shifted in gap.inner_text() and "girls" in gap.inner_text()
-            for plot in ("mae_by_sex", "signed_error_by_age_band", "disagreement", "drift"):
-                image = page.locator(f"#trend-{plot}")
-                image.scroll_into_view_if_needed()
-                page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=image.element_handle(),
-                                       timeout=30000)
-                assert image.evaluate("img => img.naturalWidth") > 100
-            page.screenshot(path=str(tmp_path / "audits.png"), full_page=True)
-            page.locator(".finding[data-kind=sex_gap] a").click()
-            page.wait_for_url("**/audits/*")
-            assert "SYNTHETIC" not in page.content() and page.locator("#findings").is_visible()
-        finally:
-            browser.close()
+def test_the_audits_page_shows_the_finding_and_the_trend_plots_load(served_audits, browser, tmp_path):
+    page = browser.new_page(viewport={"width": 1200, "height": 2400})
+    browser_login(page, served_audits, *BROWSER_ADMIN)
+    page.goto(served_audits + "/audits")
+    banner = page.locator("#findings")
+    assert banner.is_visible()
+    shifted = History.week(SHIFT_WEEK)[0].date().isoformat()
+    gap = page.locator(".finding[data-kind=sex_gap]")
+    assert gap.count() == 1 and shifted in gap.inner_text() and "girls" in gap.inner_text()
+    for plot in ("mae_by_sex", "signed_error_by_age_band", "disagreement", "drift"):
+        image = page.locator(f"#trend-{plot}")
+        image.scroll_into_view_if_needed()
+        page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=image.element_handle(),
+                               timeout=30000)
+        assert image.evaluate("img => img.naturalWidth") > 100
+    page.screenshot(path=str(tmp_path / "audits.png"), full_page=True)
+    page.locator(".finding[data-kind=sex_gap] a").click()
+    page.wait_for_url("**/audits/*")
+    assert "SYNTHETIC" not in page.content() and page.locator("#findings").is_visible()

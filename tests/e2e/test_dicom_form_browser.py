@@ -16,8 +16,6 @@ from web import create_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
 @pytest.fixture(scope="module")
@@ -34,16 +32,11 @@ def served(tmp_path_factory):
 
 
 @pytest.fixture
-def page(chromium_path, served):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
-        page = browser.new_page()
-        browser_login(page, served[1], *BROWSER_ADMIN)
-        page.goto(served[1] + "/")
-        yield page
-        browser.close()
+def page(browser, served):
+    page = browser.new_page()
+    browser_login(page, served[1], *BROWSER_ADMIN)
+    page.goto(served[1] + "/")
+    return page
 
 
 def test_choosing_a_dicom_prefills_sex_and_age_for_the_person_to_confirm(page, served, tmp_path):

@@ -31,8 +31,6 @@ from web import create_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 INTERVAL = re.compile(r"\(90% interval \d+ y \d+ m – \d+ y \d+ m\)")
 
 
@@ -82,14 +80,6 @@ def served_app(tmp_path_factory, tiny_model, start_worker):
     worker.stop()
 
 
-@pytest.fixture
-def browser(chromium_path):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 def submit(page, base: str, image: Path, years: int, months: int) -> None:
