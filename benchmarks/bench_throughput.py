@@ -410,15 +410,9 @@ class BenchService:
         return f"http://127.0.0.1:{self.port}"
 
     def _wait_web(self, timeout: float = 120) -> None:
-        import requests
+        from fault_injection import wait_until_healthy
 
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with contextlib.suppress(requests.RequestException):
-                if requests.get(f"{self.base_url}/healthz", timeout=5).status_code < 500:
-                    return
-            time.sleep(0.3)
-        raise RuntimeError(f"the web server did not answer:\n{self.web.log()[-3000:]}")
+        wait_until_healthy(self.base_url, self.web, timeout)
 
     def submit(self, path: Path, study: int) -> str:
         import requests

@@ -418,6 +418,19 @@ def worker_busy(worker: Proc) -> bool:
 CODE_PACKAGES = ("boneage", "core", "db", "migrations", "services", "training", "web", "worker")
 
 
+def wait_until_healthy(base_url: str, web: Proc, timeout: float = 120) -> None:
+    """Until the web server's /healthz answers (any status below 500); its log otherwise."""
+    import requests
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(requests.RequestException):
+            if requests.get(f"{base_url}/healthz", timeout=5).status_code < 500:
+                return
+        time.sleep(0.3)
+    raise RuntimeError(f"the web server did not answer within {timeout} s:\n{web.log()[-3000:]}")
+
+
 def snapshot_code(target: Path) -> Path:
     """Copy the packages the processes run into `target`, so that a process restarted in
     the middle of the run runs the code it started with, even while someone edits the
@@ -483,15 +496,7 @@ class Service:
         return f"http://127.0.0.1:{self.port}"
 
     def wait_web(self, timeout: float = 120) -> None:
-        import requests
-
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with contextlib.suppress(requests.RequestException):
-                if requests.get(f"{self.base_url}/healthz", timeout=5).status_code < 500:
-                    return
-            time.sleep(0.3)
-        raise RuntimeError(f"the web server did not answer within {timeout} s:\n{self.web.log()[-3000:]}")
+        wait_until_healthy(self.base_url, self.web, timeout)
 
     def stop(self) -> None:
         from db.session import dispose_engines
