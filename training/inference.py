@@ -10,6 +10,7 @@ import torch
 from training.augment import hflip, to_float
 from training.model import BoneAgeNet
 from training.precision import Precision
+from training.recalibration import apply as recalibrated
 
 
 def _eval_batches(model: BoneAgeNet, images_uint8, male, *, batch_size: int, device, precision: Precision):
@@ -49,7 +50,11 @@ def predict_months(
             if tta:
                 y = (y + model(hflip(x), m).float()) / 2
         outputs.append(y.cpu())
-    return torch.cat(outputs).numpy() if outputs else np.zeros(0, dtype=np.float32)
+    if not outputs:
+        return np.zeros(0, dtype=np.float32)
+    # the checkpoint's post-hoc map to months (training/recalibration.py), after the TTA average
+    return recalibrated(getattr(model, "recalibration", None), torch.cat(outputs).numpy(),
+                        torch.as_tensor(male).cpu().numpy())
 
 
 @dataclass
@@ -90,4 +95,6 @@ def forward_with_features(
         maps.append(feature_map.float())
     if not months:
         return ForwardPass(np.zeros(0, np.float32), np.zeros((0, 512), np.float32), torch.zeros(0, 512, 1, 1))
-    return ForwardPass(torch.cat(months).numpy(), torch.cat(features).numpy(), torch.cat(maps))
+    months = recalibrated(getattr(model, "recalibration", None), torch.cat(months).numpy(),
+                          torch.as_tensor(male).cpu().numpy())  # as predict_months
+    return ForwardPass(months, torch.cat(features).numpy(), torch.cat(maps))

@@ -38,6 +38,10 @@ class BoneAgeNet(nn.Module):
         self.register_buffer("target_std", torch.tensor(float(target_std)))
         self.register_buffer("pixel_mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
         self.register_buffer("pixel_std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+        # The checkpoint's post-hoc map from the output (after TTA) to months, applied by
+        # training/inference.py (training/recalibration.py); None while training and for
+        # checkpoints without one. Not part of the state dict: model_from_checkpoint sets it.
+        self.recalibration: dict | None = None
 
     def standardised(self, images: torch.Tensor, male: torch.Tensor) -> torch.Tensor:
         """The head's output: the z-scored bone age, shape (B,). `images`: (B, 1, H, W) in [0, 1]."""
@@ -132,6 +136,7 @@ def model_from_checkpoint(path: str | Path) -> tuple[BoneAgeNet, dict]:
     recipe = Recipe.from_dict(checkpoint["metadata"]["recipe"])
     model = BoneAgeNet(recipe.use_sex)
     model.load_state_dict(checkpoint["state_dict"])
+    model.recalibration = checkpoint["metadata"].get("recalibration")
     model.eval()
     return model, checkpoint["metadata"]
 

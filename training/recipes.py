@@ -36,6 +36,9 @@ class Recipe:
     init: str = "imagenet"  # "imagenet" | "random" | a checkpoint path
     freeze_backbone: bool = False
     sample_weighting: str = "none"  # "lds": label-distribution-smoothing weights (training/sample_weights.py)
+    # A monotone map from the prediction (after TTA) to months, fitted on the validation split at the
+    # end of training (training/recalibration.py): "none" | "linear" | "linear-sex" | "isotonic"
+    recalibrate: str = "none"
 
     def to_dict(self) -> dict:
         return asdict(self)
