@@ -62,6 +62,8 @@ def evaluate(model_path, data_dir, out_dir, *, progress: bool = True) -> dict:
         "recipe": predictor.recipe.name,
         "image_size": predictor.recipe.image_size,
         "sex_input": predictor.recipe.use_sex,
+        # the post-hoc map to months fitted on the validation split (training/recalibration.py), if any
+        "recalibration": (predictor.metadata.get("recalibration") or {}).get("method", "none"),
         "trained_on_synthetic": predictor.synthetic,
         "evaluated_on": f"{data_dir} ({which}, n={len(records)})",
     }

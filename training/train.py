@@ -28,6 +28,7 @@ from training.cache import load_image_array
 from training.inference import predict_months
 from training.model import build_model, default_device, save_checkpoint
 from training.preprocess import Preprocessing
+from training.recalibration import apply as recalibrated, fit as fit_recalibration
 from training.recipes import Recipe, get_recipe
 from training.rsna import Record, load_records
 from training.sample_weights import sample_weights
@@ -369,13 +370,20 @@ class Trainer:
         metrics: dict = {"best_epoch": self.best["epoch"], "val_mae": self.best["val_mae"],
                          "epochs_run": self.epoch, "train_seconds": round(self.train_seconds, 1),
                          "train_cpu_seconds": round(self.train_cpu_seconds, 1)}
+        # The recipe's post-hoc map to months, fitted on the validation split before anything is
+        # measured or calibrated: the test metrics and the interval are those of the recalibrated model.
+        recalibration = self._fit_recalibration(final_model)
         if len(test_images):
-            predictions = predict_months(final_model, test_images, test_male, tta=self.recipe.tta, device=self.device)
+            raw = predict_months(final_model, test_images, test_male, tta=self.recipe.tta, device=self.device)
+            predictions = recalibrated(recalibration, raw, test_male)
+            if recalibration is not None:
+                metrics["test_mae_before_recalibration"] = float(np.mean(np.abs(raw - test_ages)))
             errors = predictions - test_ages
             metrics.update(test_mae=float(np.mean(np.abs(errors))), test_rmse=float(np.sqrt(np.mean(errors**2))),
                            test_n=int(len(errors)))
             ss_tot = float(np.sum((test_ages - test_ages.mean()) ** 2))
             metrics["test_r2"] = 1 - float(np.sum(errors**2)) / ss_tot if ss_tot > 0 else None
+        final_model.recalibration = recalibration  # predict_months applies it from here on
         interval = self._calibrate_interval(final_model)
         from training.ood import fit_for_split  # OOD statistics of the model's features (training/ood.py)
         ood = fit_for_split(final_model, self.data, device=self.device)
@@ -388,6 +396,7 @@ class Trainer:
             "split": self.data.split,
             "metrics": metrics,
             "history": self.history,
+            "recalibration": recalibration,
             "interval": interval,
             "ood": ood,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -400,9 +409,19 @@ class Trainer:
             tqdm.write(f"saved {path}: {summary}")
         return path
 
+    def _fit_recalibration(self, final_model) -> dict | None:
+        """The recipe's recalibration (training/recalibration.py) of the chosen model's predictions
+        on the validation split, predicted as the Predictor will (recipe TTA); None for "none" or
+        too few validation studies. The validation split also chose the epoch (as for the interval)."""
+        images, male, ages = self.data.part("val")
+        if self.recipe.recalibrate == "none" or len(images) == 0:
+            return None
+        predictions = predict_months(final_model, images, male, tta=self.recipe.tta, device=self.device)
+        return fit_recalibration(predictions, ages, male, self.recipe.recalibrate)
+
     def _calibrate_interval(self, final_model) -> dict | None:
         """Split-conformal interval calibration on the validation residuals of the chosen
-        model, predicted as the Predictor will (with the recipe's TTA); None when too few.
+        model, predicted as the Predictor will (with the recipe's TTA and recalibration); None when too few.
         The training split's residuals fill in age bands with few validation studies."""
         from training.intervals import calibrate
 
