@@ -24,7 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.hand import HandLocation, locate_hand
+from core.hand import HandLocation
+from core.hand_memo import hand_location
 from core.imageio import decode_image, is_dicom
 
 WORK_SIDE = 256
@@ -107,7 +108,7 @@ def check_pixels(image: np.ndarray) -> Rejection | None:
     if float(np.mean(frame > threshold)) > CUT_OFF_BORDER and float(np.mean(small > threshold)) > CUT_OFF_FOREGROUND:
         return Rejection("cut_off", "The subject fills most of the image and runs over its edges: the film looks "
                          "cut off. Upload the whole radiograph of the hand and wrist.")
-    if looks_cropped(locate_hand(image)):
+    if looks_cropped(hand_location(image)):  # found once: the orientation reuses it
         return Rejection("cut_off", "The hand fills the image and runs off its edges: this looks like a crop of a "
                          "radiograph, not the whole film. Upload the whole radiograph of the hand and wrist, "
                          "fingertips to the distal forearm.")

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.hand import locate_hand
+from core.hand_memo import hand_location
 
 NOTES = {
     180: "the film was upside down and was turned upright before assessment",
@@ -50,7 +50,7 @@ def upright(images: Sequence[np.ndarray],
     (lower = more like the training films); with it, a turn is kept only when it lowers the score."""
     results = []
     for image in images:
-        location = locate_hand(image)
+        location = hand_location(image)  # the image checks' location of this film, when they ran
         if not location.found:
             results.append(Upright(image, 0, None, location.reason))
             continue
