@@ -163,6 +163,8 @@ def _to_gray_integers(image: Image.Image) -> np.ndarray:
             # A 10-, 12- or 14-bit film is often saved in a 16-bit PNG: stretch the bits in use
             # to the full range, or a 12-bit film reads as nearly black (0-0.06).
             full = (1 << max(peak.bit_length(), 9)) - 1
+            if full == 65535 and array.dtype == np.uint16:  # all 16 bits in use: the stretch is the identity
+                return array
             return (np.clip(array, 0, full).astype(np.uint32) * 65535 // full).astype(np.uint16)
         return np.clip(array, 0, 255).astype(np.uint8)
     if image.mode in {"RGBA", "LA", "PA"} or (image.mode == "P" and "transparency" in image.info):
