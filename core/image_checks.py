@@ -35,6 +35,10 @@ SATURATED_FRACTION = 0.13  # share of pixels above 0.97: real films 99th percent
 COLOUR_CHROMA = 0.04  # mean (max - min of R, G, B) / 255: a radiograph saved as RGB has ~0
 NOISE_CORRELATION = 0.6  # neighbouring pixels of a radiograph correlate > 0.9 even at 256 px
 BRIGHT_BORDER = 0.75  # median of the outer 5% frame: a radiograph's background is dark (real: <= 0.68 but 1 of 911)
+# ... and of the whole image: a document or an inverted film is bright all over, while a film with a
+# white collimator band along its edges (RSNA 14430: frame 0.99, image 0.09) is dark inside.
+# Bright-framed images in the corpus: page 0.71, the clipped films 0.51-1.0, screenshots 0.94.
+BRIGHT_MEDIAN = 0.4
 # "Mostly cut off": nearly all of the frame and of the image is the (bright) subject. The RSNA
 # sample has tightly collimated films with foreground up to 0.96 and frames up to 1.0 covered,
 # so only the extreme is refused: crops of a hand are NOT reliably detected by these rules.
@@ -46,6 +50,14 @@ CUT_OFF_FOREGROUND = 0.97
 CROP_AREA = 0.55
 CROP_EDGES = 3
 CROP_EDGE_TOLERANCE = 0.01
+# ... and the picture itself runs off those edges: at least CROP_EDGES of the four edge strips
+# (EDGE_STRIP of the short side deep) vary along the edge by more than EDGE_STRUCTURE (5th-95th
+# percentile range of the strip's profile, linear trend removed). A tightly collimated film whose
+# plate the locator takes for the hand has its box on the edges but a plain plate there: the 6 real
+# films (of 911) the box rule refused have at most 2 such edges (third-largest range <= 0.09),
+# the central quarters of films at least 3 (third-largest >= 0.16).
+EDGE_STRIP = 0.02
+EDGE_STRUCTURE = 0.12
 # Partly clipped white with an extreme contrast: a film exported with a wrong window. Real films:
 # intensity SD at most 0.314 (99.5th percentile 0.27); 7 films brightened x3 that the plain
 # saturation rule lets through have SD 0.33-0.36 with 10-13% of pixels clipped.
@@ -100,7 +112,7 @@ def check_pixels(image: np.ndarray) -> Rejection | None:
         return Rejection("not_radiograph", "The image looks like noise or a fine texture, not a radiograph. "
                          "Upload the hand radiograph itself.")
     frame = border(small)
-    if float(np.median(frame)) > BRIGHT_BORDER:
+    if float(np.median(frame)) > BRIGHT_BORDER and float(np.median(small)) > BRIGHT_MEDIAN:
         return Rejection("not_radiograph", "The image has a bright background, unlike a hand radiograph (dark "
                          "background, bright bones): it looks like a document, a screenshot, a photograph or an "
                          "inverted film. Upload the radiograph as exported by the X-ray system.")
@@ -108,15 +120,16 @@ def check_pixels(image: np.ndarray) -> Rejection | None:
     if float(np.mean(frame > threshold)) > CUT_OFF_BORDER and float(np.mean(small > threshold)) > CUT_OFF_FOREGROUND:
         return Rejection("cut_off", "The subject fills most of the image and runs over its edges: the film looks "
                          "cut off. Upload the whole radiograph of the hand and wrist.")
-    if looks_cropped(hand_location(image)):  # found once: the orientation reuses it
+    if looks_cropped(hand_location(image), small):  # found once: the orientation reuses it
         return Rejection("cut_off", "The hand fills the image and runs off its edges: this looks like a crop of a "
                          "radiograph, not the whole film. Upload the whole radiograph of the hand and wrist, "
                          "fingertips to the distal forearm.")
     return None
 
 
-def looks_cropped(location: HandLocation) -> bool:
-    """The located hand fills most of the image and its box runs off three or four edges."""
+def looks_cropped(location: HandLocation, small: np.ndarray | None = None) -> bool:
+    """The located hand fills most of the image and its box runs off three or four edges (and,
+    given the reduced image `small`, the picture varies along as many of its edges)."""
     if not location.found or location.box is None:
         return False
     width, height = location.image_size
@@ -124,7 +137,23 @@ def looks_cropped(location: HandLocation) -> bool:
     tolerance = CROP_EDGE_TOLERANCE
     edges = sum([left <= tolerance * width, top <= tolerance * height,
                  right >= (1 - tolerance) * width, bottom >= (1 - tolerance) * height])
-    return edges >= CROP_EDGES and location.area_share > CROP_AREA
+    return (edges >= CROP_EDGES and location.area_share > CROP_AREA
+            and (small is None or structured_edges(small) >= CROP_EDGES))
+
+
+def structured_edges(small: np.ndarray) -> int:
+    """How many of the four edges the picture runs off: edge strips whose profile along the edge
+    (3-pixel mean, linear trend removed) spans more than EDGE_STRUCTURE (5th-95th percentile)."""
+    k = max(2, int(round(min(small.shape) * EDGE_STRIP)))
+    count = 0
+    for profile in (small[:k].mean(0), small[-k:].mean(0), small[:, :k].mean(1), small[:, -k:].mean(1)):
+        if len(profile) < 8:
+            continue
+        profile = np.convolve(profile, np.ones(3) / 3, mode="valid")
+        t = np.arange(len(profile), dtype=float)
+        residual = profile - np.polyval(np.polyfit(t, profile, 1), t)
+        count += float(np.percentile(residual, 95) - np.percentile(residual, 5)) > EDGE_STRUCTURE
+    return count
 
 
 def features(image: np.ndarray) -> dict:
@@ -133,7 +162,8 @@ def features(image: np.ndarray) -> dict:
     frame = border(small)
     return {"std": float(small.std()), "saturated": float(np.mean(small > 0.97)),
             "correlation": neighbour_correlation(small), "border_median": float(np.median(frame)),
-            "border_foreground": float(np.mean(frame > otsu(small))), "foreground": float(np.mean(small > otsu(small)))}
+            "border_foreground": float(np.mean(frame > otsu(small))), "foreground": float(np.mean(small > otsu(small))),
+            "structured_edges": structured_edges(small)}
 
 
 def reduce(image: np.ndarray) -> np.ndarray:
