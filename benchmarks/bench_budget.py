@@ -15,6 +15,15 @@ Reported for each: held-out MAE, RMSE, R², MAE by sex and by true age band, CPU
 and their share of the budget, and the Grad-CAM mass inside the located hand's box on up to
 64 held-out images (with the box's share of the input, the mass a heatmap blind to the hand
 would score). Test images are never trained on or selected on.
+
+    python benchmarks/bench_budget.py --data ../shared/data/rsna-sample --out bench-out/budget \
+        --runs default --recalibrate [linear,linear-sex,isotonic]
+
+--recalibrate (implies --report-only; writes nothing into --out): for each run's checkpoint,
+fits each post-hoc recalibration (training/recalibration.py) on its validation split exactly
+as training does (the chosen model's predictions with the recipe's TTA), compares the methods
+by repeated 5-fold cross-validation on the validation split only, and prints the test split's
+MAE, RMSE, R², by sex and by age band (MAE and signed error) without and with each map.
 """
 
 from __future__ import annotations
@@ -117,6 +126,65 @@ def evaluate_run(name: str, out: Path, data_dir: Path, budget: float) -> dict:
     }
 
 
+def recalibration_report(name: str, out: Path, data_dir: Path, methods: list[str]) -> dict:
+    """The test metrics of one checkpoint without and with each recalibration method fitted on its
+    validation split as training/train.py fits it, and the methods' cross-validated validation MAE."""
+    from training import recalibration
+    from training.inference import predict_months
+    from training.metrics import all_metrics
+    from training.model import model_from_checkpoint
+    from training.recipes import Recipe
+    from training.train import TrainingData
+
+    model, metadata = model_from_checkpoint(out / "model.pt")
+    recipe = Recipe.from_dict(metadata["recipe"])
+    data = TrainingData.prepare(data_dir, recipe, split=metadata["split"], progress=False)
+    model.recalibration = None  # the network's output (after TTA): what training fits the map on
+    (val_images, val_male, val_ages), (test_images, test_male, test_ages) = data.part("val"), data.part("test")
+    val = predict_months(model, val_images, val_male, tta=recipe.tta)
+    test = predict_months(model, test_images, test_male, tta=recipe.tta)
+    sexes = np.where(test_male > 0.5, "M", "F")
+    cv = recalibration.cross_validate(val, val_ages, val_male, ["none", *methods])
+    rows = []
+    for method in ["none", *methods]:
+        mapping = recalibration.fit(val, val_ages, val_male, method)
+        predicted = recalibration.apply(mapping, test, test_male)
+        metrics = all_metrics(test_ages, predicted, sexes)
+        rows.append({
+            "run": name, "method": method, "mapping": mapping, "cv_val_mae": cv[method]["mae"], "cv_val_sd": cv[method]["sd"],
+            "val_mae_in_sample": float(np.mean(np.abs(recalibration.apply(mapping, val, val_male) - val_ages))),
+            "n": metrics["n"], **{k: metrics["regression"][k] for k in ("mae", "rmse", "r2")},
+            "by_sex": {sex: metrics["by_sex"][sex]["mae"] for sex in ("M", "F")},
+            "by_age_band": [{k: row[k] for k in ("band", "n", "mae", "mean_signed_error")}
+                            for row in metrics["by_age_band"]],
+        })
+    return {"run": name, "val_n": int(len(val)), "test_n": int(len(test)), "rows": rows}
+
+
+def print_recalibration(report: dict) -> None:
+    rows = report["rows"]
+    bands = [row["band"] for row in rows[0]["by_age_band"]]
+    print(f"\n{report['run']}: validation n={report['val_n']} (fit, cross-validation), test n={report['test_n']}")
+    print(f"{'method':<11} {'CV val MAE':>12} {'MAE':>6} {'RMSE':>6} {'R²':>5} {'boys':>6} {'girls':>6} "
+          + " ".join(f"{b:>7}" for b in bands) + " | signed: " + " ".join(f"{b:>7}" for b in bands))
+    for row in rows:
+        band_mae = " ".join(f"{b['mae']:>7.1f}" if b["mae"] is not None else f"{'-':>7}" for b in row["by_age_band"])
+        signed = " ".join(f"{b['mean_signed_error']:>+7.1f}" if b["mean_signed_error"] is not None else f"{'-':>7}"
+                          for b in row["by_age_band"])
+        print(f"{row['method']:<11} {row['cv_val_mae']:>6.2f}±{row['cv_val_sd']:<4.2f} {row['mae']:>6.2f} "
+              f"{row['rmse']:>6.2f} {row['r2']:>5.2f} {row['by_sex']['M']:>6.1f} {row['by_sex']['F']:>6.1f} "
+              f"{band_mae} | signed: {signed}")
+    for row in rows:
+        mapping = row["mapping"]
+        if mapping and mapping["method"] == "linear":
+            print(f"  linear: months = {mapping['intercept']:.1f} + {mapping['slope']:.3f} x prediction")
+        elif mapping and mapping["method"] == "linear-sex":
+            print("  linear-sex: " + "; ".join(f"{sex} {line['intercept']:.1f} + {line['slope']:.3f} x"
+                                               for sex, line in mapping["by_sex"].items()))
+    print("CV val MAE: repeated 5-fold cross-validation on the validation split (mean ± SD over 20 repeats); "
+          "the other columns: the test split with the map fitted on the whole validation split")
+
+
 def print_table(rows: list[dict]) -> None:
     bands = [row["band"] for row in rows[0]["by_age_band"]]
     print(f"\n{'run':<16} {'epochs':>6} {'CPU s':>6} {'used':>5} {'MAE':>6} {'RMSE':>6} {'R²':>5} "
@@ -141,8 +209,20 @@ def main() -> int:
     parser.add_argument("--runs", default="seed-budget,default", help=f"comma-separated, from {', '.join(RUNS)}")
     parser.add_argument("--parallel", type=int, default=2, help="runs at a time, one thread each (default 2)")
     parser.add_argument("--report-only", action="store_true", help="evaluate runs already trained in --out")
+    parser.add_argument("--recalibrate", nargs="?", const="linear,linear-sex,isotonic", default=None,
+                        metavar="METHODS", help="compare post-hoc recalibrations of runs already trained in --out "
+                        "(default linear,linear-sex,isotonic); prints only, writes nothing")
+    parser.add_argument("--json", type=Path, default=None, help="with --recalibrate: also write the rows here")
     args = parser.parse_args()
     runs = [parse_run(spec) for spec in args.runs.split(",")]
+    if args.recalibrate:
+        reports = [recalibration_report(name, args.out / name, args.data, args.recalibrate.split(","))
+                   for name, _, _ in runs]
+        for report in reports:
+            print_recalibration(report)
+        if args.json:
+            args.json.write_text(json.dumps(reports, indent=2))
+        return 0
     if not args.report_only:
         train_all(runs, args)
     rows = [evaluate_run(name, args.out / name, args.data, args.budget) for name, _, _ in runs]
