@@ -17,7 +17,7 @@ and their share of the budget, and the Grad-CAM mass inside the located hand's b
 would score). Test images are never trained on or selected on.
 
     python benchmarks/bench_budget.py --data ../shared/data/rsna-sample --out bench-out/budget \
-        --runs default --recalibrate [linear,linear-sex,isotonic]
+        --runs default --recalibrate [linear,linear-sex,isotonic,inverse]
 
 --recalibrate (implies --report-only; writes nothing into --out): for each run's checkpoint,
 fits each post-hoc recalibration (training/recalibration.py) on its validation split exactly
@@ -150,8 +150,14 @@ def recalibration_report(name: str, out: Path, data_dir: Path, methods: list[str
         mapping = recalibration.fit(val, val_ages, val_male, method)
         predicted = recalibration.apply(mapping, test, test_male)
         metrics = all_metrics(test_ages, predicted, sexes)
+        # paired with "none", study by study: the change in absolute error and its standard error
+        cv_change = cv[method]["abs_errors"] - cv["none"]["abs_errors"]
+        test_change = np.abs(predicted - test_ages) - np.abs(test - test_ages)
         rows.append({
             "run": name, "method": method, "mapping": mapping, "cv_val_mae": cv[method]["mae"], "cv_val_sd": cv[method]["sd"],
+            "cv_change": float(cv_change.mean()), "cv_change_se": float(cv_change.std(ddof=1) / np.sqrt(len(cv_change))),
+            "test_change": float(test_change.mean()),
+            "test_change_se": float(test_change.std(ddof=1) / np.sqrt(len(test_change))),
             "val_mae_in_sample": float(np.mean(np.abs(recalibration.apply(mapping, val, val_male) - val_ages))),
             "n": metrics["n"], **{k: metrics["regression"][k] for k in ("mae", "rmse", "r2")},
             "by_sex": {sex: metrics["by_sex"][sex]["mae"] for sex in ("M", "F")},
@@ -165,24 +171,27 @@ def print_recalibration(report: dict) -> None:
     rows = report["rows"]
     bands = [row["band"] for row in rows[0]["by_age_band"]]
     print(f"\n{report['run']}: validation n={report['val_n']} (fit, cross-validation), test n={report['test_n']}")
-    print(f"{'method':<11} {'CV val MAE':>12} {'MAE':>6} {'RMSE':>6} {'R²':>5} {'boys':>6} {'girls':>6} "
+    print(f"{'method':<11} {'CV val MAE':>12} {'CV change':>12} {'MAE':>6} {'test change':>12} {'RMSE':>6} "
+          f"{'R²':>5} {'boys':>6} {'girls':>6} "
           + " ".join(f"{b:>7}" for b in bands) + " | signed: " + " ".join(f"{b:>7}" for b in bands))
     for row in rows:
         band_mae = " ".join(f"{b['mae']:>7.1f}" if b["mae"] is not None else f"{'-':>7}" for b in row["by_age_band"])
         signed = " ".join(f"{b['mean_signed_error']:>+7.1f}" if b["mean_signed_error"] is not None else f"{'-':>7}"
                           for b in row["by_age_band"])
-        print(f"{row['method']:<11} {row['cv_val_mae']:>6.2f}±{row['cv_val_sd']:<4.2f} {row['mae']:>6.2f} "
-              f"{row['rmse']:>6.2f} {row['r2']:>5.2f} {row['by_sex']['M']:>6.1f} {row['by_sex']['F']:>6.1f} "
+        print(f"{row['method']:<11} {row['cv_val_mae']:>7.2f}±{row['cv_val_sd']:<4.2f} "
+              f"{row['cv_change']:>+6.2f}±{row['cv_change_se']:<5.2f} {row['mae']:>6.2f} "
+              f"{row['test_change']:>+6.2f}±{row['test_change_se']:<5.2f} {row['rmse']:>6.2f} {row['r2']:>5.2f} {row['by_sex']['M']:>6.1f} {row['by_sex']['F']:>6.1f} "
               f"{band_mae} | signed: {signed}")
     for row in rows:
         mapping = row["mapping"]
-        if mapping and mapping["method"] == "linear":
-            print(f"  linear: months = {mapping['intercept']:.1f} + {mapping['slope']:.3f} x prediction")
+        if mapping and mapping["method"] in ("linear", "inverse"):
+            print(f"  {mapping['method']}: months = {mapping['intercept']:.1f} + {mapping['slope']:.3f} x prediction")
         elif mapping and mapping["method"] == "linear-sex":
             print("  linear-sex: " + "; ".join(f"{sex} {line['intercept']:.1f} + {line['slope']:.3f} x"
                                                for sex, line in mapping["by_sex"].items()))
     print("CV val MAE: repeated 5-fold cross-validation on the validation split (mean ± SD over 20 repeats); "
-          "the other columns: the test split with the map fitted on the whole validation split")
+          "the other columns: the test split with the map fitted on the whole validation split; "
+          "changes: the mean change in absolute error against 'none', study by study, ± its standard error")
 
 
 def print_table(rows: list[dict]) -> None:
@@ -209,9 +218,9 @@ def main() -> int:
     parser.add_argument("--runs", default="seed-budget,default", help=f"comma-separated, from {', '.join(RUNS)}")
     parser.add_argument("--parallel", type=int, default=2, help="runs at a time, one thread each (default 2)")
     parser.add_argument("--report-only", action="store_true", help="evaluate runs already trained in --out")
-    parser.add_argument("--recalibrate", nargs="?", const="linear,linear-sex,isotonic", default=None,
+    parser.add_argument("--recalibrate", nargs="?", const="linear,linear-sex,isotonic,inverse", default=None,
                         metavar="METHODS", help="compare post-hoc recalibrations of runs already trained in --out "
-                        "(default linear,linear-sex,isotonic); prints only, writes nothing")
+                        "(default linear,linear-sex,isotonic,inverse); prints only, writes nothing")
     parser.add_argument("--json", type=Path, default=None, help="with --recalibrate: also write the rows here")
     args = parser.parse_args()
     runs = [parse_run(spec) for spec in args.runs.split(",")]
