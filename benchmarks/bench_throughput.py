@@ -642,6 +642,211 @@ def web_tier(model: Path, studies: list[Path], results: Results, *, mode: str, p
         shutil.rmtree(root, ignore_errors=True)
 
 
+# ------------------------------------------------------------------ CPU per study
+
+
+# The steps the CPU profile reports: (label, "module:qualified name"). Each is timed
+# cumulatively (a step inside another counts in both; a step called twice per study counts
+# twice); steps missing from the code under test (an older revision) are left out.
+WEB_STEPS = [
+    ("multipart parsing of the upload (werkzeug)", "werkzeug.formparser:MultiPartParser.parse"),
+    ("bearer token lookup", "services.users:user_for_token"),
+    ("parse_submission: decode and reduce to the working copy", "core.submission:parse_submission"),
+    ("  of which decode_gray", "core.imageio:decode_gray"),
+    ("submit_assessment: store, copies, the job's row, queue", "services.assessments:submit_assessment"),
+    ("  de-identify (strip metadata)", "core.deidentify:deidentify"),
+    ("  store the upload (SHA-256, write)", "db.files:FileStore.put_upload"),
+    ("  working copy encode", "core.working_image:WorkingImage.png"),
+    ("  display copy (reduce, encode)", "core.working_image:WorkingImage.display_png"),
+    ("  queue the job", "services.queue:CeleryTaskQueue.enqueue_assessment"),
+    ("the response's JSON", "web.presenters:assessment_json"),
+]
+WORKER_STEPS = [
+    ("claim the batch's other jobs (database)", "services.assessments:_claim_more"),
+    ("read the working copy (+ the upload's header bytes)", "services.assessments:_stored_image"),
+    ("image checks", "core.image_checks:check_radiograph"),
+    ("hand location (core.hand.locate_hand, every call)", "core.hand:locate_hand"),
+    ("Predictor.predict", "training.predict:Predictor.predict"),
+    ("  orientation (upright)", "training.orientation:upright"),
+    ("  preprocessing", "training.predict:Predictor.preprocess"),
+    ("  forward passes with TTA (+ features, layer-4 maps)", "training.predict:Predictor.forward"),
+    ("  Grad-CAM from the head", "training.gradcam:HeadGradCam.heatmaps"),
+    ("  overlay PNG", "training.gradcam:overlay_png"),
+    ("  OOD score", "training.ood:OodModel.scores"),
+    ("write the result (heatmap file + database)", "services.assessments:_finish"),
+    ("write a failure (database)", "services.assessments:_fail"),
+]
+POLL_STEPS = [
+    ("bearer token lookup", "services.users:user_for_token"),
+    ("the study's row", "web.api:_get_or_404"),
+    ("the response's JSON", "web.presenters:assessment_json"),
+]
+
+
+@contextlib.contextmanager
+def timed_steps(steps):
+    """CPU time (time.process_time) spent inside each step's function, by wrapping it where
+    it is defined and wherever a module imported it by name; yields {label: seconds}."""
+    import functools
+    import importlib
+
+    totals: dict[str, float] = {}
+    patches: list[tuple[object, str, object]] = []
+    for label, spec in steps:
+        module_name, _, qualname = spec.partition(":")
+        try:
+            owner = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        *path, name = qualname.split(".")
+        for part in path:
+            owner = getattr(owner, part, None)
+        original = owner.__dict__.get(name) if owner is not None else None
+        if not callable(original):
+            continue
+        totals[label] = 0.0
+        depth = [0]
+
+        @functools.wraps(original)
+        def wrapper(*args, _original=original, _label=label, _depth=depth, **kwargs):
+            if _depth[0]:  # a recursive call is inside the outer one's time
+                return _original(*args, **kwargs)
+            _depth[0] += 1
+            started = time.process_time()
+            try:
+                return _original(*args, **kwargs)
+            finally:
+                totals[_label] += time.process_time() - started
+                _depth[0] -= 1
+
+        owners = [owner]
+        if not path:  # a module-level function: also where it was imported by name
+            owners += [m for m in list(sys.modules.values())
+                       if m is not owner and getattr(m, "__dict__", {}).get(name) is original]
+        for where in owners:
+            patches.append((where, name, original))
+            setattr(where, name, wrapper)
+    try:
+        yield totals
+    finally:
+        for where, name, original in reversed(patches):
+            setattr(where, name, original)
+
+
+def cpu_per_study(model: Path, studies: list[Path], results: Results, *, count: int, batch: int) -> None:
+    """CPU time (time.process_time: all of a process's threads, so it does not depend on the
+    machine's load) per study of each process of the service, measured in this one process:
+    the web's submission (POST /api/v1/assessments through the Flask app's test client,
+    embedded: SQLite and the filesystem queue), the worker's run_assessment in batches (as
+    `boneage worker` runs it), and one status poll; with the time inside each step."""
+    import migrations
+    from core.settings import Settings
+    from db.files import FileStore
+    from db.session import dispose_engines, unit_of_work_factory
+    from services.assessments import run_assessment
+    from services.predictors import PredictorCache
+    from web import create_app
+
+    import training.predict  # noqa: F401 - loaded before its steps are wrapped
+
+    root = Path(tempfile.mkdtemp(prefix="boneage-bench-cpu-"))
+    try:
+        env = {"BONEAGE_VAR_DIR": str(root / "var"), "BONEAGE_SUBMIT_RATE_LIMIT": "1000000 per minute",
+               "BONEAGE_LOGIN_RATE_LIMIT": "1000000 per minute"}
+        settings = Settings.from_env(env)
+        settings.ensure_dirs()
+        child_env = {**os.environ, **settings.to_env(), "PYTHONPATH": str(REPO_ROOT)}
+
+        def cli(*argv: str) -> str:
+            return subprocess.run([sys.executable, "-m", "boneage", *argv], cwd=REPO_ROOT, check=True,
+                                  env=child_env, capture_output=True, text=True).stdout
+
+        migrations.upgrade(settings.database_url)
+        cli("register-model", str(model), "--activate")
+        cli("users", "add", "bench", "--role", "submitter")
+        headers = {"Authorization": f"Bearer {cli('users', 'token', 'bench').strip().splitlines()[-1].strip()}"}
+        app = create_app(settings)
+        client = app.test_client()
+        paths = studies[: count + 1]  # the last one warms up
+        blobs = [p.read_bytes() for p in paths]
+
+        def post(i: int) -> str:
+            response = client.post("/api/v1/assessments", headers=headers, content_type="multipart/form-data",
+                                   data={"image": (io.BytesIO(blobs[i]), paths[i].name), "sex": "MF"[i % 2],
+                                         "age_years": str(3 + i % 14)})
+            if response.status_code != 202:
+                raise RuntimeError(f"submission {i}: {response.status_code} {response.get_data(as_text=True)[:300]}")
+            return response.get_json()["id"]
+
+        warm_id = post(count)  # imports, the database's connection
+        with timed_steps(WEB_STEPS) as web_steps:
+            started = time.process_time()
+            ids = [post(i) for i in range(count)]
+            web_ms = 1000 * (time.process_time() - started) / count
+
+        def poll() -> None:
+            response = client.get(f"/api/v1/assessments/{ids[0]}", headers=headers)
+            if response.status_code != 200:
+                raise RuntimeError(f"poll: {response.status_code}")
+
+        uow = unit_of_work_factory(settings.database_url)
+        files = FileStore(settings.files_dir)
+        predictors = PredictorCache(device="cpu")
+        run_assessment(warm_id, uow=uow, files=files, predictors=predictors)  # loads torch and the model
+        from services.assessments import _active_model
+
+        warm = np.random.default_rng(0).random((1024, 800), dtype=np.float32)
+        predictors.get(_active_model(uow)).predict([warm] * batch, ["M"] * batch)  # the batch's kernels
+        with timed_steps(WORKER_STEPS) as worker_steps:
+            started = time.process_time()
+            for i in range(0, len(ids), batch):
+                run_assessment(ids[i], uow=uow, files=files, predictors=predictors, batch_size=batch)
+            worker_ms = 1000 * (time.process_time() - started) / count
+        with uow() as work:
+            statuses = [str(work.assessments.get(i).status) for i in ids]
+        polls = 300
+        for _ in range(20):
+            poll()
+        with timed_steps(POLL_STEPS) as poll_steps:
+            started = time.process_time()
+            for _ in range(polls):
+                poll()
+            poll_ms = 1000 * (time.process_time() - started) / polls
+    finally:
+        dispose_engines()
+        shutil.rmtree(root, ignore_errors=True)
+
+    failed = sum(s == "failed" for s in statuses)
+    unfinished = sum(s not in ("succeeded", "failed") for s in statuses)
+    results.numbers["cpu_ms"] = dict(web=web_ms, worker=worker_ms, poll=poll_ms,
+                                     web_steps={k: 1000 * v / count for k, v in web_steps.items()},
+                                     worker_steps={k: 1000 * v / count for k, v in worker_steps.items()},
+                                     poll_steps={k: 1000 * v / polls for k, v in poll_steps.items()})
+    results.say(f"CPU per study (time.process_time, all of a process's threads; {count} full-resolution PNGs "
+                f"(8- and 16-bit alternately); worker batches of {batch}, {torch_threads()} torch threads; "
+                f"{failed} refused, {unfinished} unfinished; load average {load_average()}):")
+    results.say("| process | step | CPU ms per study |")
+    results.say("|---|---|---:|")
+    results.say(f"| web | **POST /api/v1/assessments, total** (Flask test client, SQLite) | **{web_ms:.1f}** |")
+    for label, seconds in web_steps.items():
+        results.say(f"| web | {label} | {1000 * seconds / count:.1f} |")
+    results.say(f"| worker | **run_assessment, total** | **{worker_ms:.1f}** |")
+    for label, seconds in worker_steps.items():
+        results.say(f"| worker | {label} | {1000 * seconds / count:.1f} |")
+    results.say(f"| web | **GET /api/v1/assessments/<id>, total** (one status poll, the test client's share included) "
+                f"| **{poll_ms:.2f}** |")
+    for label, seconds in poll_steps.items():
+        results.say(f"| web | {label} | {1000 * seconds / polls:.2f} |")
+    results.say(f"web + worker: {web_ms + worker_ms:.0f} CPU ms per study, so at most "
+                f"{2000 / (web_ms + worker_ms):.1f} studies/s on 2 cores (before gunicorn's and the client's share)")
+
+
+def torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
 # ------------------------------------------------------------------ main
 
 
@@ -658,6 +863,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=1, help="Celery worker processes (e2e)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads (this process, and BONEAGE_TORCH_THREADS of the workers)")
+    parser.add_argument("--cpu-studies", type=int, default=32, help="cpu part: studies submitted and run")
+    parser.add_argument("--cpu-batch", type=int, default=16, help="cpu part: the worker's batch size")
     parser.add_argument("--pollers", type=int, default=32)
     parser.add_argument("--poll-every", type=float, default=1.0, help="seconds between one poller's polls")
     parser.add_argument("--submitters", type=int, default=2, help="web part: clients submitting without pause")
@@ -681,7 +888,8 @@ def main(argv: list[str] | None = None) -> int:
     results.say(f"machine: {machine()}")
     results.say(f"load average (1/5/15 min) at start: {load_average()}; {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC")
     log(f"preparing {args.studies} full-resolution studies in {args.images_dir}")
-    studies = full_resolution_studies(args.sample, max(args.studies, 16), args.images_dir)
+    needed = max(args.studies, 16, args.cpu_studies + 1 if "cpu" in parts else 0)
+    studies = full_resolution_studies(args.sample, needed, args.images_dir)
     from PIL import Image
 
     with Image.open(studies[0]) as first, Image.open(studies[1]) as second:
@@ -703,6 +911,9 @@ def main(argv: list[str] | None = None) -> int:
         results.say()
     if "precision" in parts:
         precision_choices(args.model, args.sample, results, predictor.device)
+        results.say()
+    if "cpu" in parts:
+        cpu_per_study(args.model, studies, results, count=args.cpu_studies, batch=args.cpu_batch)
         results.say()
     if "naive" in parts:
         naive_baseline(args.model, studies, results)
