@@ -876,6 +876,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="e2e/web: run the service's code as committed at this git revision (a 'before' run); "
                              "default: the working tree")
     args = parser.parse_args(argv)
+    args.model = args.model.resolve()  # the service runs from a copy of the code, elsewhere
     parts = set(args.parts.split(","))
     modes = [m for m in args.modes.split(",") if m]
 
