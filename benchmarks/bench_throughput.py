@@ -1,7 +1,7 @@
 """Throughput of bone-age assessment, from the model's bound to the whole service (issue 10).
 
     .venv/bin/python benchmarks/bench_throughput.py --model bench-out/real-quick/model.pt \
-        [--parts model,stages,naive,e2e,web] [--modes embedded,services] [--studies 200]
+        [--parts model,stages,cpu,naive,e2e,web] [--modes embedded,services] [--studies 200]
 
 Prints, on full-resolution studies (real RSNA sample films upscaled to about 2,000 x 2,500
 and re-encoded as PNG, alternately 8- and 16-bit, written once to --images-dir under /tmp):
@@ -14,6 +14,10 @@ and re-encoded as PNG, alternately 8- and 16-bit, written once to --images-dir u
           submission when the code has one), preprocessing, prediction, Grad-CAM (one
           pass from the head; and pytorch-grad-cam over the whole network, for scale),
           overlay, and Predictor.predict with and without Grad-CAM at batch 1 and 16;
+- cpu     CPU time per study (time.process_time: load-independent) of each process, in this
+          one process: the web's POST /api/v1/assessments (Flask test client, embedded), the
+          worker's run_assessment in batches, and a status poll, with each step's share
+          (not in the default parts: --parts cpu; --cpu-studies, --cpu-batch);
 - naive   a naive baseline in one process: the model loaded for every study, the full
           decode, batch 1, Grad-CAM over the whole network;
 - e2e     end to end through the real service, per mode (embedded: SQLite and the
