@@ -73,6 +73,8 @@ SEED = Recipe(
 
 # The hand crop (crop="hand") lost to the whole film at 160 px under a 300-CPU-second budget
 # (docs/benchmarks.md, issue 12), so `default` keeps the whole film.
+# A post-hoc linear recalibration (recalibrate="linear", fitted on validation) did not lower the held-out
+# MAE of 1,200-CPU-second runs (bench_budget.py --recalibrate), so `default` keeps "none".
 DEFAULT = Recipe(name="default", image_size=160, batch_size=16, lr=1e-3)
 
 # For the full RSNA set on a GPU: the resolution the anchors use.
