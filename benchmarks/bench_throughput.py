@@ -576,17 +576,30 @@ def _wait(service: BenchService, ids: set[str], timeout: float) -> dict:
 
 
 LOCUSTFILE = textwrap.dedent('''
-    import json, os, random
+    import json, os, random, time
     from locust import HttpUser, between, constant_pacing, task
+    from locust.contrib.fasthttp import FastHttpUser
 
     HEADERS = json.loads(os.environ["BENCH_HEADERS"])
     IDS = json.loads(os.environ["BENCH_IDS"])
     IMAGES = json.loads(os.environ["BENCH_IMAGES"])
     POLL_EVERY = float(os.environ["BENCH_POLL_EVERY_S"])
 
-    class Poller(HttpUser):
+    class Poller(FastHttpUser):  # geventhttpclient: light enough that 32 pollers do not queue in the client
         fixed_count = int(os.environ["BENCH_POLLERS"])
-        wait_time = constant_pacing(POLL_EVERY)
+        # constant pacing keeps the pollers in the phase they started in; "spread" adds a random
+        # jitter of up to +-50% to every interval (mean POLL_EVERY), as separate browsers' timers drift
+        if os.environ["BENCH_POLL_PHASE"] == "burst":
+            wait_time = constant_pacing(POLL_EVERY)
+        else:
+            wait_time = between(0.5 * POLL_EVERY, 1.5 * POLL_EVERY)
+
+        def on_start(self):
+            # a browser polling a page has its connection open already: open it here (counted
+            # under "connect", not "poll"), then start at a random phase of the poll period
+            self.client.get("/healthz", name="connect")
+            if os.environ["BENCH_POLL_PHASE"] != "burst":
+                time.sleep(random.uniform(0, POLL_EVERY))
 
         @task
         def poll(self):
@@ -606,8 +619,23 @@ LOCUSTFILE = textwrap.dedent('''
 ''')
 
 
+def _warm_up(service: BenchService, ids: list[str], concurrent_polls: int = 16, rounds: int = 8) -> None:
+    """Polls concurrently before measuring, so that every gunicorn thread has opened its database
+    connection and run its first request (the first request of each costs 80-380 ms: not the
+    steady state that a status poll's latency is about)."""
+    import requests
+
+    def poll(i: int) -> int:
+        return requests.get(f"{service.base_url}/api/v1/assessments/{ids[i % len(ids)]}",
+                            headers=service.headers, timeout=30).status_code
+
+    with concurrent.futures.ThreadPoolExecutor(concurrent_polls) as pool:
+        list(pool.map(poll, range(concurrent_polls * rounds)))
+
+
 def web_tier(model: Path, studies: list[Path], results: Results, *, mode: str, pollers: int, submitters: int,
-             seconds: int, poll_every: float, web_workers: int, code_rev: str | None = None) -> None:
+             seconds: int, poll_every: float, web_workers: int, code_rev: str | None = None,
+             poll_phase: str = "spread") -> None:
     import csv
 
     root = Path(tempfile.mkdtemp(prefix="boneage-bench-web-"))
@@ -615,15 +643,22 @@ def web_tier(model: Path, studies: list[Path], results: Results, *, mode: str, p
     try:
         service.start(with_worker=False)
         ids = [service.submit(studies[i], 20_000 + i) for i in range(8)]
+        _warm_up(service, ids)
         (root / "locustfile.py").write_text(LOCUSTFILE)
         env = {**os.environ, "BENCH_HEADERS": json.dumps(service.headers), "BENCH_IDS": json.dumps(ids),
                "BENCH_IMAGES": json.dumps([str(p) for p in studies[:16]]), "BENCH_POLLERS": str(pollers),
-               "BENCH_SUBMITTERS": str(submitters), "BENCH_POLL_EVERY_S": str(poll_every)}
+               "BENCH_SUBMITTERS": str(submitters), "BENCH_POLL_EVERY_S": str(poll_every),
+               "BENCH_POLL_PHASE": poll_phase}
         locust = Path(sys.executable).with_name("locust")
+        # "spread": the pollers start one after another across one poll period, so their polls keep
+        # independent phases, as separate browsers' do; "burst": all start at once and, with fixed
+        # pacing, poll in lockstep - 32 requests in the same millisecond every period (the worst case).
+        spawn_rate = (pollers + submitters) if poll_phase == "burst" else max(1.0, pollers / poll_every)
         load_before = load_average()
         command = [str(locust), "-f", str(root / "locustfile.py"), "--headless", "--host", service.base_url,
-                   "-u", str(pollers + submitters), "-r", str(pollers + submitters), "-t", f"{seconds}s",
-                   "--csv", str(root / "stats"), "--only-summary", "--stop-timeout", "10"]
+                   "-u", str(pollers + submitters), "-r", f"{spawn_rate:g}", "-t", f"{seconds}s",
+                   "--csv", str(root / "stats"), "--only-summary", "--stop-timeout", "10",
+                   "--reset-stats"]  # steady state: the statistics restart once every user has started
         subprocess.run(command, env=env, cwd=root, check=False, capture_output=True, text=True, timeout=seconds + 120)
         stats = {row["Name"]: row for row in csv.DictReader((root / "stats_stats.csv").open())}
         poll, submit = stats.get("poll", {}), stats.get("submit", {})
@@ -637,7 +672,7 @@ def web_tier(model: Path, studies: list[Path], results: Results, *, mode: str, p
             poll_p99=number(poll, "99%"), poll_per_s=number(poll, "Requests/s"),
             poll_failures=number(poll, "Failure Count"), submit_failures=number(submit, "Failure Count") if submit else 0)
         n = results.numbers[f"web:{mode}"]
-        results.say(f"| {mode}{' @ ' + code_rev if code_rev else ''} | {web_workers} x 4 threads | {pollers} every {poll_every:g} s | {submitters} "
+        results.say(f"| {mode}{' @ ' + code_rev if code_rev else ''} | {web_workers} x 4 threads | {pollers} every {poll_every:g} s, {poll_phase} | {submitters} "
                     f"| {submissions:.2f} | {n['poll_per_s']:.1f} | {n['poll_p50']:.0f} / {n['poll_p95']:.0f} / "
                     f"{n['poll_p99']:.0f} | {int(n['poll_failures'])} / {int(n['submit_failures'])} "
                     f"| {load_before} → {load_average()} |")
@@ -871,6 +906,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cpu-batch", type=int, default=16, help="cpu part: the worker's batch size")
     parser.add_argument("--pollers", type=int, default=32)
     parser.add_argument("--poll-every", type=float, default=1.0, help="seconds between one poller's polls")
+    parser.add_argument("--poll-phase", choices=("spread", "burst"), default="spread",
+                        help="spread: pollers start across one poll period (independent browsers); "
+                             "burst: all at once, polling in lockstep (the worst case)")
     parser.add_argument("--submitters", type=int, default=2, help="web part: clients submitting without pause")
     parser.add_argument("--web-seconds", type=int, default=30)
     parser.add_argument("--web-workers", type=int, default=2, help="gunicorn worker processes")
@@ -948,7 +986,7 @@ def main(argv: list[str] | None = None) -> int:
         for mode in modes:
             web_tier(args.model, studies, results, mode=mode, pollers=args.pollers, submitters=args.submitters,
                      seconds=args.web_seconds, poll_every=args.poll_every, web_workers=args.web_workers,
-                     code_rev=args.code_rev)
+                     code_rev=args.code_rev, poll_phase=args.poll_phase)
         results.say()
     results.say(f"load average at the end: {load_average()}")
     if args.json:
