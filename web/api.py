@@ -47,7 +47,9 @@ def create_assessment():
     assessment_id = submit(submission)
     with deps().uow() as uow:
         body = assessment_json(uow.assessments.get(assessment_id))
-    if body["status"] == JobStatus.FAILED:  # the queue refused it: try again in a moment
+    # Failed but never started: the queue refused it (try again in a moment). A job that a fast
+    # worker has already started and failed (e.g. the model's checkpoint changed) was queued: 202.
+    if body["status"] == JobStatus.FAILED and body["started_at"] is None:
         return body, 503, {"Location": body["url"], "Retry-After": str(RETRY_AFTER_S)}
     return body, 202, {"Location": body["url"]}
 

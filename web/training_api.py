@@ -128,7 +128,8 @@ def create_training_job():
     job_id = queue_training_job(training_request(_json_body(), current_user()), uow=d.uow, queue=d.queue,
                                 data_root=d.settings.datasets_dir)
     body = _job_body(job_id)
-    return body, 503 if body["status"] == "failed" else 202
+    queue_refused = body["status"] == "failed" and body["started_at"] is None  # not a worker's fast failure
+    return body, 503 if queue_refused else 202
 
 
 @bp.get("/training-jobs")
