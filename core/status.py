@@ -53,3 +53,9 @@ def can_transition(current: JobStatus | str, target: JobStatus | str) -> bool:
 def sources_of(target: JobStatus | str) -> frozenset[JobStatus]:
     """The statuses a job may be in for a move to `target` to be allowed."""
     return sources_in(TRANSITIONS, JobStatus(target))
+
+
+def refused_by_queue(status: str, started_at) -> bool:
+    """A job the queue refused at submission: failed without ever being started. A job a fast
+    worker has already started and failed (e.g. on a changed checkpoint) was queued."""
+    return status == JobStatus.FAILED and started_at is None

@@ -51,14 +51,14 @@ class WorkingImage:
         return to_float(self.pixels)
 
     def png(self) -> bytes:
-        return _png(self.pixels, WORKING_PNG)
+        return encode_png(self.pixels, WORKING_PNG)
 
     def display_png(self) -> bytes:
         """8-bit, at most DISPLAY_SIDE a side: the radiograph as the pages show it."""
         small = reduce_to(self.pixels, DISPLAY_SIDE)
         if small.dtype != np.uint8:
             small = np.round(to_float(small) * 255.0).astype(np.uint8)
-        return _png(small, DISPLAY_PNG)
+        return encode_png(small, DISPLAY_PNG)
 
 
 def upload_is_display_size(upload_path: str, working: WorkingImage) -> bool:
@@ -87,8 +87,9 @@ def read_working_image(png: bytes) -> np.ndarray:
     return to_float(pixels)
 
 
-def _png(pixels: np.ndarray, params: list[int]) -> bytes:
-    """A grayscale PNG of uint8 or uint16 pixels (written big-endian, as PNG wants)."""
+def encode_png(pixels: np.ndarray, params: list[int]) -> bytes:
+    """A PNG of uint8 or uint16 pixels (written big-endian, as PNG wants) with OpenCV's writer:
+    grayscale (H, W), or colour (H, W, 3) in OpenCV's BGR order."""
     ok, encoded = cv2.imencode(".png", np.ascontiguousarray(pixels), params)
     if not ok:
         raise ValueError(f"could not encode a {pixels.dtype} {pixels.shape} image as PNG")

@@ -15,7 +15,6 @@ Two explainers give the same map (tests/integration/test_gradcam_one_pass.py, to
 
 from __future__ import annotations
 
-
 import cv2
 import numpy as np
 import torch
@@ -25,6 +24,7 @@ from pytorch_grad_cam.utils.image import show_cam_on_image
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
 
+from core.working_image import DISPLAY_PNG, encode_png
 from training.augment import to_float
 from training.model import BoneAgeNet
 
@@ -103,10 +103,6 @@ class HeadGradCam:
         return cams.astype(np.float32)
 
 
-OVERLAY_PNG = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_UP,
-               cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_HUFFMAN_ONLY]
-
-
 def overlay_png(image_uint8: np.ndarray, heatmap: np.ndarray, display_size: int = 448) -> bytes:
     """The heatmap in the jet colour map over the radiograph, as PNG bytes."""
     rgb = np.repeat(image_uint8[..., None], 3, axis=2).astype(np.float32) / 255.0
@@ -114,12 +110,8 @@ def overlay_png(image_uint8: np.ndarray, heatmap: np.ndarray, display_size: int 
     picture = Image.fromarray(blended)
     if display_size and picture.width < display_size:
         picture = picture.resize((display_size, display_size), Image.Resampling.BICUBIC)
-    # OpenCV's PNG writer, zlib level 1 with the "up" filter and Huffman coding only (as the
-    # display copy, core.working_image): the same pixels, a third of Pillow's level-1 time
-    ok, encoded = cv2.imencode(".png", cv2.cvtColor(np.asarray(picture), cv2.COLOR_RGB2BGR), OVERLAY_PNG)
-    if not ok:
-        raise ValueError("the overlay could not be encoded as PNG")
-    return encoded.tobytes()
+    # written as the display copy is: the same pixels in a third of Pillow's level-1 time
+    return encode_png(cv2.cvtColor(np.asarray(picture), cv2.COLOR_RGB2BGR), DISPLAY_PNG)
 
 
 def mass_in_mask(heatmap: np.ndarray, mask: np.ndarray) -> float:

@@ -10,7 +10,7 @@ from flask_smorest import Blueprint
 
 from core.dicom import tags_for_form
 from core.imageio import ImageDecodeError
-from core.status import JobStatus
+from core.status import refused_by_queue
 from core.submission import InvalidSubmission, parse_submission, uploaded_image
 from web.access import may_see, owner_filter
 from web.dependencies import deps, submit
@@ -47,9 +47,7 @@ def create_assessment():
     assessment_id = submit(submission)
     with deps().uow() as uow:
         body = assessment_json(uow.assessments.get(assessment_id))
-    # Failed but never started: the queue refused it (try again in a moment). A job that a fast
-    # worker has already started and failed (e.g. the model's checkpoint changed) was queued: 202.
-    if body["status"] == JobStatus.FAILED and body["started_at"] is None:
+    if refused_by_queue(body["status"], body["started_at"]):  # try again in a moment
         return body, 503, {"Location": body["url"], "Retry-After": str(RETRY_AFTER_S)}
     return body, 202, {"Location": body["url"]}
 

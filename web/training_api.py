@@ -10,6 +10,7 @@ from flask_smorest import Blueprint
 
 from core.dates import parse_when
 from core.errors import Conflict, NotFound, UserFacingError
+from core.status import refused_by_queue
 from services.datasets import list_datasets, register_dataset
 from services.promotion import activation_history, promote_model, rollback_model, served_between
 from services.training_jobs import (
@@ -128,8 +129,7 @@ def create_training_job():
     job_id = queue_training_job(training_request(_json_body(), current_user()), uow=d.uow, queue=d.queue,
                                 data_root=d.settings.datasets_dir)
     body = _job_body(job_id)
-    queue_refused = body["status"] == "failed" and body["started_at"] is None  # not a worker's fast failure
-    return body, 503 if queue_refused else 202
+    return body, 503 if refused_by_queue(body["status"], body["started_at"]) else 202
 
 
 @bp.get("/training-jobs")

@@ -34,3 +34,15 @@ def test_values_are_the_stored_strings():
     assert STATUS_VALUES == ("queued", "running", "succeeded", "failed")
     assert JobStatus("running") is R and str(R) == "running" and R == "running"
     assert sources_of("succeeded") == {R} and sources_of(F) == {Q, R}
+
+
+def test_only_a_job_that_failed_without_starting_was_refused_by_the_queue():
+    from datetime import datetime, timezone
+
+    from core.status import refused_by_queue
+
+    started = datetime(2026, 11, 27, tzinfo=timezone.utc)
+    assert refused_by_queue("failed", None)
+    assert not refused_by_queue("failed", started)  # a fast worker's failure: it was queued
+    assert not refused_by_queue("queued", None)
+    assert not refused_by_queue("succeeded", started)
