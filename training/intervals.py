@@ -9,10 +9,19 @@ Why the true age band: a model regresses towards the mean, most at the ends of t
 (young children are predicted too old, adolescents too young). Calibrating by the predicted
 age lets the ends' large errors widen the middle's intervals and still under-covers the ends
 (measured: docs/benchmarks.md, "Prediction intervals"). Conditioning on the true band gives
-each band its own coverage. For a new film the true band is unknown, so the interval is the
-set of ages y that band(y)'s calibration accepts, |y - prediction| <= h[band(y)]: for each
-band the segment [prediction - h, prediction + h] cut to the band, and of their union the
-connected part that holds the prediction (segments less than JOIN_GAP_MONTHS apart joined).
+each band its own coverage.
+
+For a new film the true band is unknown, so the interval is the set of ages y that the
+calibration accepts, |y - prediction| <= h(y). The half-width h(y) is piecewise linear in the
+age, through one knot per band at the band's centre (flat beyond the first and last centre),
+and the knots are fitted so that on the calibration set each band's studies are covered at the
+conformal rank: starting from each band's own conformal quantile, every knot is rescaled by
+the conformal quantile of |residual| / h(true age) in its band until nothing moves (a few
+dozen rounds). A continuous h whose slope stays under 1 makes that set one interval around the
+prediction, so the interval shown is exactly the set the calibration measured. (The earlier
+piecewise-constant widths made a union of separate segments, and keeping only the part around
+the prediction dropped the 15+ y segment of adolescents predicted too young: 77-83% covered.)
+Where the slope reaches 1 the interval is the connected part that holds the prediction.
 
 A band with fewer than MIN_BAND_SIZE validation studies (the ends, with a 15% validation
 split) borrows the training split's residuals of that band, scaled by the ratio of the
@@ -21,8 +30,9 @@ even that is too few it uses the pooled half-width. The metadata says which ("so
 With too few validation studies for the nominal 90% level (fewer than 9) there is no
 calibration: calibrate() returns None and predictions carry no interval.
 
-Checkpoints calibrated before this method (by the predicted band, "taxonomy" absent) are still
-applied as they were calibrated.
+Checkpoints calibrated by an earlier method are still applied as they were calibrated: by the
+predicted band ("taxonomy" absent), or by the true band with piecewise-constant widths
+("join_gap_months" stored; segments less than that apart joined).
 
 Caveat, stated in the metadata: the validation split also chose the best epoch, so the
 calibration set is not perfectly exchangeable with new data; the benchmark
@@ -43,10 +53,13 @@ CONFIDENCES = (0.8, 0.9, 0.95)
 DEFAULT_CONFIDENCE = 0.9
 MIN_BAND_SIZE = 30
 MIN_BORROWED = 10  # with borrowed training residuals, at least this many (a finite 90% quantile needs 9)
-JOIN_GAP_MONTHS = 6.0
+UPPER_AGE_MONTHS = 228.0  # the oldest bone age in the RSNA set (19 y): closes the last band for its centre
+FIT_ROUNDS = 200
 TAXONOMY = "true age band"
-METHOD = ("split-conformal, Mondrian by true age band (label-conditional; crepes ConformalRegressor); "
-          "the interval is the connected part, around the prediction, of the ages each band's calibration accepts")
+SHAPE = "linear between band centres"
+METHOD = ("split-conformal, Mondrian by true age band (label-conditional; crepes ConformalRegressor), "
+          "half-width piecewise linear in the age through one knot per band, fitted so that each band "
+          "is covered at its conformal rank; the interval is the set of ages y with |y - prediction| <= h(y)")
 PREDICTED_BAND_METHOD = "split-conformal, Mondrian by predicted age band (crepes ConformalRegressor)"
 
 
@@ -60,6 +73,12 @@ def band_label(index: int) -> str:
     low = BAND_EDGES_YEARS[index]
     high = BAND_EDGES_YEARS[index + 1] if index + 1 < len(BAND_EDGES_YEARS) else None
     return f"{low}-{high} y" if high is not None else f"{low}+ y"
+
+
+def band_centres_months() -> np.ndarray:
+    """The knots of the half-width: the centre of each age band (the last one closed at 19 y)."""
+    edges = np.array(list(BAND_EDGES_YEARS) + [UPPER_AGE_MONTHS / 12], dtype=float) * 12
+    return (edges[:-1] + edges[1:]) / 2
 
 
 def _half_width(residuals: np.ndarray, confidence: float) -> float:
@@ -93,7 +112,7 @@ def calibrate(predictions, targets, *, train_predictions=None, train_targets=Non
     residuals = targets - predictions
     bands = band_index(targets)
     counts = np.bincount(bands, minlength=len(BAND_EDGES_YEARS))
-    borrowed = {}
+    borrowed = {}  # band -> (scaled training residuals, their true ages)
     scale = None
     if train_predictions is not None and train_targets is not None:
         train_predictions, train_targets = _finite((train_predictions, train_targets))
@@ -101,41 +120,68 @@ def calibrate(predictions, targets, *, train_predictions=None, train_targets=Non
         if len(train_residuals) and np.mean(np.abs(train_residuals)) > 0:
             scale = float(np.mean(np.abs(residuals)) / np.mean(np.abs(train_residuals)))
             train_bands = band_index(train_targets)
-            borrowed = {b: scale * train_residuals[train_bands == b] for b in range(len(BAND_EDGES_YEARS))}
+            borrowed = {b: (scale * train_residuals[train_bands == b], train_targets[train_bands == b])
+                        for b in range(len(BAND_EDGES_YEARS))}
     levels = {}
     for confidence in confidences:
         pooled = _half_width(residuals, confidence)
         if not math.isfinite(pooled):
             continue
-        widths = []
+        entries, calibration_sets = [], []
         for index in range(len(BAND_EDGES_YEARS)):
-            own = residuals[bands == index]
+            own, ages = residuals[bands == index], targets[bands == index]
             source, extra = "validation", 0
-            if len(own) < min_band_size and len(borrowed.get(index, ())):
-                extra = len(borrowed[index])
-                own = np.concatenate([own, borrowed[index]])
+            if len(own) < min_band_size and len(borrowed.get(index, ((),))[0]):
+                extra = len(borrowed[index][0])
+                own = np.concatenate([own, borrowed[index][0]])
+                ages = np.concatenate([ages, borrowed[index][1]])
                 source = "validation + training (scaled)"
             width = _half_width(own, confidence) if len(own) >= (min_band_size if not extra else MIN_BORROWED) else math.inf
             if not math.isfinite(width):
-                source, width, extra = "pooled", pooled, 0
-            widths.append({"band": band_label(index), "n": int(counts[index]), "n_borrowed": int(extra),
-                           "source": source, "pooled": source == "pooled", "half_width_months": round(width, 3)})
-        levels[f"{confidence:g}"] = {"pooled_half_width_months": round(pooled, 3), "bands": widths}
+                source, width, extra, own, ages = "pooled", pooled, 0, None, None
+            entries.append({"band": band_label(index), "n": int(counts[index]), "n_borrowed": int(extra),
+                            "source": source, "pooled": source == "pooled", "half_width_months": width})
+            calibration_sets.append((own, ages))
+        knots = _fit_knots([entry["half_width_months"] for entry in entries], calibration_sets, confidence)
+        for entry, knot in zip(entries, knots):
+            entry["half_width_months"] = round(float(knot), 3)
+        levels[f"{confidence:g}"] = {"pooled_half_width_months": round(pooled, 3), "bands": entries}
     if f"{DEFAULT_CONFIDENCE:g}" not in levels:
         return None  # too few studies for the nominal level: no interval rather than another level
     return {
         "method": METHOD,
         "taxonomy": TAXONOMY,
+        "shape": SHAPE,
+        "band_centres_months": [round(float(c), 3) for c in band_centres_months()],
         "calibrated_on": "validation split",
         "n": int(n),
         "band_edges_years": list(BAND_EDGES_YEARS),
         "min_band_size": int(min_band_size),
-        "join_gap_months": JOIN_GAP_MONTHS,
         "training_residual_scale": round(scale, 4) if scale is not None else None,
         "default_confidence": DEFAULT_CONFIDENCE,
         "levels": levels,
         "note": "the validation split also selected the best epoch; coverage is measured on the test split",
     }
+
+
+def _fit_knots(start: list[float], calibration_sets: list, confidence: float) -> np.ndarray:
+    """The knots of h (one per band centre) at which every band's calibration studies are
+    covered at the conformal rank: |residual| <= h(true age) for the conformal share. Each knot
+    is rescaled by its band's conformal quantile of |residual| / h(age); a band's own knot
+    carries at least half the weight of h inside the band, so the rounds settle. Pooled bands
+    (no calibration set) keep the pooled width."""
+    centres = band_centres_months()
+    knots = np.array(start, dtype=float)
+    for _ in range(FIT_ROUNDS):
+        previous = knots.copy()
+        for index, (residuals, ages) in enumerate(calibration_sets):
+            if residuals is None:
+                continue
+            ratios = np.abs(residuals) / np.maximum(np.interp(ages, centres, knots), 1e-9)
+            knots[index] *= _half_width(ratios, confidence)
+        if np.max(np.abs(knots - previous)) < 1e-4:
+            break
+    return knots
 
 
 @dataclass(frozen=True)
@@ -167,7 +213,18 @@ class IntervalModel:
             half = self.half_widths[band_index(predictions)]
             # clipped at 0 months (but never above the prediction itself)
             return np.minimum(np.maximum(predictions - half, 0.0), predictions), predictions + half
-        gap = float(self.calibration.get("join_gap_months", JOIN_GAP_MONTHS))
+        if "join_gap_months" in self.calibration:  # piecewise-constant widths (older checkpoints)
+            low, high = self._joined_segments(predictions, float(self.calibration["join_gap_months"]))
+        else:
+            centres = np.asarray(self.calibration["band_centres_months"], dtype=float)
+            low = np.array([_edge_of_set(p, centres, self.half_widths, -1) for p in predictions])
+            high = np.array([_edge_of_set(p, centres, self.half_widths, +1) for p in predictions])
+        low = np.minimum(np.maximum(low, 0.0), np.maximum(predictions, 0.0))  # clipped at 0 months
+        return low, np.maximum(np.maximum(high, predictions), low)
+
+    def _joined_segments(self, predictions: np.ndarray, gap: float) -> tuple[np.ndarray, np.ndarray]:
+        """Per band the segment [prediction - h, prediction + h] cut to the band; of their union the
+        connected part holding the prediction (segments less than `gap` apart joined)."""
         edges = np.array(list(BAND_EDGES_YEARS) + [np.inf], dtype=float) * 12
         lows = np.maximum(predictions[:, None] - self.half_widths[None], edges[None, :-1])
         highs = np.minimum(predictions[:, None] + self.half_widths[None], edges[None, 1:])
@@ -183,12 +240,31 @@ class IntervalModel:
                 parts = [[max(p - self.half_widths.max(), 0.0), p + self.half_widths.max()]]
             low[i], high[i] = min(parts, key=lambda part: 0.0 if part[0] <= p <= part[1]
                                   else min(abs(p - part[0]), abs(p - part[1])))
-        low = np.minimum(np.maximum(low, 0.0), np.maximum(predictions, 0.0))  # clipped at 0 months
-        return low, np.maximum(np.maximum(high, predictions), low)
+        return low, high
 
     def interval(self, prediction: float) -> Interval:
         low, high = self.bounds(np.array([prediction]))
         return Interval(float(low[0]), float(high[0]), self.confidence)
+
+
+def _edge_of_set(prediction: float, centres: np.ndarray, knots: np.ndarray, direction: int) -> float:
+    """Where the set {y : |y - prediction| <= h(y)} that holds the prediction ends, walking up
+    (direction +1) or down (-1). h is linear between the centres and flat outside them, so on
+    each piece the distance minus h is linear and its first root is exact."""
+    breaks = [c for c in centres if (c - prediction) * direction > 0]
+    breaks = (sorted(breaks) if direction > 0 else sorted(breaks, reverse=True)) + [direction * math.inf]
+    start = prediction
+    for end in breaks:
+        h_start = float(np.interp(start, centres, knots))
+        slope = 0.0 if math.isinf(end) else (float(np.interp(end, centres, knots)) - h_start) / abs(end - start)
+        # distance - h along this piece: (d - d_start) * (1 - slope) + (d_start - h_start), d = |y - prediction|
+        reach = abs(start - prediction)
+        if slope < 1.0:
+            step = (h_start - reach) / (1.0 - slope)
+            if math.isinf(end) or step <= abs(end - start):
+                return start + direction * step
+        start = end
+    return start  # not reached: the last piece is flat (slope 0)
 
 
 def coverage_table(predictions, targets, low, high, groups: dict[str, np.ndarray]) -> list[dict]:

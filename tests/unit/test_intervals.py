@@ -26,20 +26,55 @@ def test_bands_of_the_age():
     assert len(BAND_EDGES_YEARS) == 5
 
 
-def test_the_stored_half_width_is_the_conformal_quantile_of_each_true_age_band():
+def half_width_at(calibration: dict, months, level: str = "0.9") -> np.ndarray:
+    knots = [entry["half_width_months"] for entry in calibration["levels"][level]["bands"]]
+    return np.interp(months, calibration["band_centres_months"], knots)
+
+
+def test_every_band_of_the_calibration_set_is_covered_at_its_conformal_rank():
     predictions, ages = heteroscedastic(1000, seed=0)
     calibration = calibrate(predictions, ages)
-    assert calibration["taxonomy"] == "true age band"
+    assert calibration["taxonomy"] == "true age band" and calibration["shape"] == "linear between band centres"
+    assert calibration["band_centres_months"] == [24.0, 72.0, 120.0, 162.0, 204.0]
     bands = calibration["levels"]["0.9"]["bands"]
     residuals, index = np.abs(ages - predictions), band_index(ages)
+    covered = residuals <= half_width_at(calibration, ages) + 1e-3  # the knots are stored to 0.001 months
     for b, entry in enumerate(bands):
-        r = np.sort(residuals[index == b])
-        k = math.ceil((len(r) + 1) * 0.9)
-        assert entry["n"] == len(r) and entry["source"] == "validation"
-        # the k-th smallest residual (where (n+1)*0.9 is a whole number, floating point may give the next)
-        assert any(entry["half_width_months"] == pytest.approx(r[j], abs=1e-3) for j in (k - 1, min(k, len(r) - 1)))
+        n = int((index == b).sum())
+        assert entry["n"] == n and entry["source"] == "validation"
+        rank = math.ceil((n + 1) * 0.9)  # split-conformal: the k-th smallest residual of the band
+        assert rank <= covered[index == b].sum() <= rank + 1, (entry, covered[index == b].sum())
     widths = [entry["half_width_months"] for entry in bands]
     assert widths[0] < widths[1] < widths[2] and widths[0] < widths[4], "adaptive: wider where errors are larger"
+
+
+def test_the_interval_is_the_set_of_ages_the_calibration_accepts():
+    calibration = calibrate(*regressing_to_the_mean(3000, seed=11))
+    model = IntervalModel(calibration)
+    predictions = np.linspace(0, 240, 481)
+    low, high = model.bounds(predictions)
+    for p, lo, hi in zip(predictions, low, high):
+        inside = np.linspace(lo, hi, 50)
+        assert np.all(np.abs(inside - p) <= half_width_at(calibration, inside) + 1e-6)  # one interval, all accepted
+        assert abs(hi - p) == pytest.approx(half_width_at(calibration, hi), abs=1e-6)  # it ends where h ends
+        if lo > 0:
+            assert abs(p - lo) == pytest.approx(half_width_at(calibration, lo), abs=1e-6)
+
+
+def test_an_adolescent_predicted_too_young_is_not_cut_off_at_the_band_edge():
+    """Narrow 12-15 y and wide 15+ y widths: with piecewise-constant widths a prediction of
+    155 months had a separate 15+ y segment, and the interval shown stopped at 170 months."""
+    knots = [30.0, 14.0, 18.0, 15.2, 33.3]
+    calibration = {"taxonomy": "true age band", "shape": "linear between band centres",
+                   "band_centres_months": [24.0, 72.0, 120.0, 162.0, 204.0], "default_confidence": 0.9,
+                   "levels": {"0.9": {"bands": [{"half_width_months": k} for k in knots]}}}
+    low, high = IntervalModel(calibration).bounds(np.array([155.0]))
+    assert 155 + 15.2 < high[0] < 155 + 33.3
+    assert high[0] - 155 == pytest.approx(np.interp(high[0], [162, 204], [15.2, 33.3]))
+    legacy = dict(calibration, join_gap_months=6.0)  # a checkpoint of the piecewise-constant method
+    del legacy["shape"], legacy["band_centres_months"]
+    old_low, old_high = IntervalModel(legacy).bounds(np.array([155.0]))
+    assert old_high[0] == pytest.approx(155 + 15.2)  # as it was calibrated: the 15+ y segment left out
 
 
 def test_coverage_on_fresh_data_is_near_nominal_in_every_band():
@@ -100,7 +135,7 @@ def test_thin_end_bands_borrow_scaled_training_residuals_and_are_covered():
     covered_pooled = (pooled_ends[0] <= fresh_a) & (fresh_a <= pooled_ends[1])
     for b in range(5):
         in_band = band_index(fresh_a) == b
-        assert covered[in_band].mean() > 0.84, b  # the ends too
+        assert covered[in_band].mean() > 0.84, b  # the ends too (17 calibration studies under 4 y: over-covered)
     young = band_index(fresh_a) == 0
     assert covered_pooled[young].mean() < covered[young].mean()
 
