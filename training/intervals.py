@@ -256,6 +256,8 @@ def _edge_of_set(prediction: float, centres: np.ndarray, knots: np.ndarray, dire
     start = prediction
     for end in breaks:
         h_start = float(np.interp(start, centres, knots))
+        if not math.isinf(end) and abs(end - start) < 1e-12:
+            continue
         slope = 0.0 if math.isinf(end) else (float(np.interp(end, centres, knots)) - h_start) / abs(end - start)
         # distance - h along this piece: (d - d_start) * (1 - slope) + (d_start - h_start), d = |y - prediction|
         reach = abs(start - prediction)
