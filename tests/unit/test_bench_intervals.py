@@ -39,3 +39,15 @@ def test_targets_overall_three_points_every_band_with_30_studies_six():
     assert not b.meets_targets(rows(0.935, 0.90), 0.9)
     assert not b.meets_targets(rows(0.90, 0.838), 0.9)
     assert b.meets_targets(rows(0.90, 0.70, n_band=29), 0.9)  # under 30 studies: not judged
+
+
+def test_redraws_partition_validation_and_test_into_calibration_and_measured():
+    b = bench()
+    splits = b.redraw_splits(273, 137, 20, seed=3)
+    assert len(splits) == 20
+    for calibration, measured in splits:
+        assert len(calibration) == 137 and len(measured) == 136
+        assert not set(calibration.tolist()) & set(measured.tolist())
+        assert sorted(calibration.tolist() + measured.tolist()) == list(range(273))
+    assert not np.array_equal(splits[0][0], splits[1][0])  # each re-draw differs
+    assert all(np.array_equal(x[0], y[0]) for x, y in zip(splits, b.redraw_splits(273, 137, 20, seed=3)))
