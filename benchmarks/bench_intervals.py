@@ -115,6 +115,8 @@ def main(argv=None) -> int:
     parser.add_argument("--redraws", type=int, default=0,
                         help="also re-draw the calibration set this many times from validation + test, measuring the rest")
     args = parser.parse_args(argv)
+    if args.redraws and (args.fresh or args.calibrate_on):
+        parser.error("--redraws re-draws the checkpoint's own validation + test split; not with --fresh/--calibrate-on")
 
     import torch
 
@@ -123,9 +125,14 @@ def main(argv=None) -> int:
     recipe = Recipe.from_dict(metadata["recipe"])
     data = TrainingData.prepare(args.data, recipe, split=metadata["split"], progress=False, cache_dir=args.cache_dir)
 
+    predicted = {}  # (dataset, part) -> (predictions, ages, male): each part is predicted once
+
     def predict(part_data, part):
-        images, male, ages = part_data.part(part)
-        return predict_months(model, images, male, tta=recipe.tta), ages
+        key = (part_data, part)  # the dataset itself: kept alive, so never confused with another
+        if key not in predicted:
+            images, male, ages = part_data.part(part)
+            predicted[key] = (predict_months(model, images, male, tta=recipe.tta), ages, male)
+        return predicted[key]
 
     calibrations = [metadata.get("interval")]
     source = "stored in the checkpoint"
@@ -134,8 +141,8 @@ def main(argv=None) -> int:
         if Path(args.calibrate_on).resolve() == measured:
             parser.error("--calibrate-on must be a dataset distinct from the measured one")
         calibration_data = all_studies(args.calibrate_on, recipe, args.cache_dir)
-        cal_predictions, cal_ages = predict(calibration_data, "test")
-        train_predictions, train_ages = predict(data, "train")
+        cal_predictions, cal_ages, _ = predict(calibration_data, "test")
+        train_predictions, train_ages, _ = predict(data, "train")
         draws = disjoint_draws(len(cal_ages), args.draws, args.draw_seed)
         calibrations = [calibrate(cal_predictions[d], cal_ages[d], train_predictions=train_predictions,
                                   train_targets=train_ages) for d in draws]
@@ -144,8 +151,8 @@ def main(argv=None) -> int:
                   + (f"{args.draws} disjoint draws of {len(draws[0])} (seed {args.draw_seed}); the table is draw 1's"
                      if args.draws > 1 else "all of it"))
     elif "interval" not in metadata or args.recalibrate:
-        predictions, ages = predict(data, "val")
-        train_predictions, train_ages = predict(data, "train")
+        predictions, ages, _ = predict(data, "val")
+        train_predictions, train_ages, _ = predict(data, "train")
         calibrations = [calibrate(predictions, ages, train_predictions=train_predictions, train_targets=train_ages)]
         source = ("calibrated here on the checkpoint's validation split, as training does now "
                   + ("(--recalibrate)" if args.recalibrate else "(checkpoint predates intervals)"))
@@ -156,8 +163,7 @@ def main(argv=None) -> int:
         data = all_studies(args.fresh, recipe, args.cache_dir)
         args.data = f"{args.data} (model); {args.fresh} (all studies, measured)"
     idx = data.indices["test"]
-    images, male, ages = data.part("test")
-    predictions = predict_months(model, images, male, tta=recipe.tta)
+    predictions, ages, male = predict(data, "test")
     groups = groups_of(predictions, ages, male)
     runs = []
     for calibration in calibrations:
@@ -194,9 +200,7 @@ def main(argv=None) -> int:
             print(f"| {row['group']} | {row['value']} | {row['n']} | {cov.mean():.1%}{flag} | {cov.std(ddof=1):.1%} | "
                   f"{cov.min():.1%} - {cov.max():.1%} | {se:.1%} | {width:.1f} |")
     if args.redraws:
-        if args.fresh or args.calibrate_on:
-            parser.error("--redraws re-draws the checkpoint's own validation + test split; not with --fresh/--calibrate-on")
-        print_redraws(data, predict, groups_of, args.redraws, args.draw_seed, intervals.confidence)
+        print_redraws(data, predict, args.redraws, args.draw_seed, intervals.confidence)
     return 0
 
 
@@ -208,13 +212,13 @@ def groups_of(predictions: np.ndarray, ages: np.ndarray, male: np.ndarray) -> di
     return {"sex": sex, "band (true age)": true_band, "band (predicted age)": predicted_band, "sex x band": sex_band}
 
 
-def print_redraws(data, predict, groups_of, k: int, seed: int, confidence: float) -> None:
-    val_predictions, val_ages = predict(data, "val")
-    test_predictions, test_ages = predict(data, "test")
-    train_predictions, train_ages = predict(data, "train")
+def print_redraws(data, predict, k: int, seed: int, confidence: float) -> None:
+    val_predictions, val_ages, val_male = predict(data, "val")
+    test_predictions, test_ages, test_male = predict(data, "test")
+    train_predictions, train_ages, _ = predict(data, "train")
     predictions = np.concatenate([val_predictions, test_predictions])
     ages = np.concatenate([val_ages, test_ages])
-    male = np.concatenate([data.part("val")[1], data.part("test")[1]])
+    male = np.concatenate([val_male, test_male])
     by_group, passed = {}, 0
     for calibration_idx, measured in redraw_splits(len(ages), len(val_ages), k, seed):
         calibration = calibrate(predictions[calibration_idx], ages[calibration_idx],
