@@ -73,7 +73,15 @@ def train_one(args: argparse.Namespace) -> int:
     from training.train import train
 
     recipe = get_recipe(args.recipe).with_overrides(**json.loads(args.overrides))
-    train(args.data, recipe, args.out, init="random", threads=1, time_budget_s=args.budget, progress=True)
+    split = None
+    if args.fold:  # "I/K": cross-fitting fold I of K (training/split.py)
+        from training.rsna import load_records
+        from training.split import cross_fitting_split
+
+        fold, folds = (int(part) for part in args.fold.split("/"))
+        split = cross_fitting_split(load_records(args.data), folds, fold)
+    train(args.data, recipe, args.out, init="random", threads=1, time_budget_s=args.budget, progress=True,
+          split=split)
     return 0
 
 
@@ -240,7 +248,9 @@ def main() -> int:
     return 0
 
 
-def train_all(runs, args) -> None:
+def train_all(runs, args, folds: dict[str, str] | None = None) -> None:
+    """Train each (name, recipe, overrides) in a subprocess under args.out/name, args.parallel at
+    a time; folds maps a run's name to its cross-fitting fold ("I/K")."""
     pending, running, started = list(runs), {}, time.time()
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     while pending or running:
@@ -250,6 +260,8 @@ def train_all(runs, args) -> None:
             out.mkdir(parents=True, exist_ok=True)
             command = [sys.executable, __file__, "train-one", "--data", str(args.data), "--out", str(out),
                        "--recipe", recipe, "--overrides", json.dumps(overrides), "--budget", str(args.budget)]
+            if folds and name in folds:
+                command += ["--fold", folds[name]]
             print(f"[{time.time() - started:6.0f}s] start {name}: {recipe} {overrides}", flush=True)
             running[name] = subprocess.Popen(command, stdout=(out / "train.log").open("w"),
                                              stderr=subprocess.STDOUT, env=env)
@@ -272,5 +284,6 @@ if __name__ == "__main__":
         one.add_argument("--recipe", required=True)
         one.add_argument("--overrides", default="{}")
         one.add_argument("--budget", type=float, required=True)
+        one.add_argument("--fold", default=None, help="I/K: train on cross-fitting fold I of K")
         sys.exit(train_one(one.parse_args()))
     sys.exit(main())

@@ -126,12 +126,14 @@ def train(
     init: str | None = None,
     resume: bool = False,
     split_seed: int = 0,
+    split: dict[str, list[str]] | None = None,
     cache_dir=None,
     threads: int | None = None,
     callback: TrainingCallback | None = None,
 ) -> Path:
     """Train, write out_dir/model.pt (+ model.json) and return its path. `callback`
-    (a TrainingCallback) sees each batch and epoch and may stop the run."""
+    (a TrainingCallback) sees each batch and epoch and may stop the run; `split` (ids per
+    part, e.g. training.split.cross_fitting_split) replaces the split seeded by split_seed."""
     recipe = get_recipe(recipe) if isinstance(recipe, str) else recipe
     recipe = recipe.with_overrides(epochs=epochs, image_size=image_size, init=init)
     if threads:
@@ -139,7 +141,7 @@ def train(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     data = TrainingData.prepare(data_dir, recipe, split_seed=split_seed, limit=limit, progress=progress,
-                                cache_dir=cache_dir)
+                                split=split, cache_dir=cache_dir)
     trainer = Trainer(recipe, data, out_dir, seed=seed, time_budget_s=time_budget_s, progress=progress,
                       data_dir=str(Path(data_dir).resolve()), callback=callback)
     if resume and (out_dir / "last.pt").is_file():

@@ -3,8 +3,10 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from training.rsna import Record
-from training.split import STRATUM_WIDTH_MONTHS, stratified_split
+from training.split import STRATUM_WIDTH_MONTHS, cross_fitting_split, stratified_split
 
 
 def _records(n: int) -> list[Record]:
@@ -33,3 +35,25 @@ def test_split_shares_and_strata():
     for stratum, count in everything.items():
         # each stratum's share of the test split is within one study of 15%
         assert abs(test[stratum] - 0.15 * count) <= 1.5, stratum
+
+
+def test_cross_fitting_folds_hold_out_every_study_once():
+    records = _records(600)
+    folds = [cross_fitting_split(records, 6, k, seed=1) for k in range(6)]
+    everyone = sorted(r.id for r in records)
+    tested = [i for split in folds for i in split["test"]]
+    assert sorted(tested) == everyone  # each study in exactly one test fold
+    for k, split in enumerate(folds):
+        parts = [set(split[name]) for name in ("train", "val", "test")]
+        assert sorted(i for part in parts for i in part) == everyone  # disjoint and complete
+        assert [len(split[name]) for name in ("train", "val", "test")] == [400, 100, 100]
+        assert split["val"] == folds[(k + 1) % 6]["test"]  # the next fold validates
+    assert cross_fitting_split(records, 6, 2, seed=1) == folds[2]
+    assert cross_fitting_split(records, 6, 2, seed=2) != folds[2]
+
+
+def test_cross_fitting_rejects_a_fold_out_of_range():
+    with pytest.raises(ValueError):
+        cross_fitting_split(_records(30), 6, 6)
+    with pytest.raises(ValueError):
+        cross_fitting_split(_records(30), 2, 0)
