@@ -58,6 +58,12 @@ def _allocate(records: Sequence[Record], fractions: Sequence[float], seed: int) 
         short = len(ids) - counts.sum()
         for i in np.argsort(-(wanted - counts))[:short]:
             counts[i] += 1
+        # A negative carry can leave a part's count at -1 (with many parts and small strata),
+        # which would hand one study to two parts: take it from the most over-served part.
+        while (counts < 0).any():
+            over = np.where(counts > 0, counts - wanted, -np.inf)
+            counts[np.argmin(counts)] += 1
+            counts[np.argmax(over)] -= 1
         carry = wanted - counts
         start = 0
         for part, count in zip(parts, counts):

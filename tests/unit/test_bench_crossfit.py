@@ -31,7 +31,7 @@ def fold(rng, n, miss_share, half_width=20.0):
     low[missed] = ages[missed] + 1.0  # the interval stops just above the true age
     return {"predictions": predictions, "ages": ages, "male": (rng.random(n) < 0.5).astype(np.float32),
             "low": low, "high": high, "confidence": 0.9,
-            "method": "test", "epochs": 3, "cpu_seconds": 10.0, "n_train": 400}
+            "method": "test", "epochs": 3, "cpu_seconds": 10.0, "n_train": 400, "dropped": 0}
 
 
 def test_pooled_coverage_of_every_fold(capsys):
