@@ -15,7 +15,9 @@ calibrated on it, and the K test folds pool into a held-out set the size of the 
 
 Prints each fold's MAE, coverage and width, then the pooled coverage and mean width overall, by
 sex, by true and predicted age band and by sex x band, the pooled MAE by age band, and whether
-the pooled figures meet the targets. --report-only measures folds already trained in --out.
+the pooled figures meet the targets. --report-only measures folds already trained in --out;
+--recalibrate calibrates each fold's interval on its validation fold with the current method
+instead of applying the one stored at training time.
 """
 
 from __future__ import annotations
@@ -34,10 +36,11 @@ from bench_budget import train_all  # noqa: E402
 from bench_intervals import MIN_GROUP, groups_of, meets_targets  # noqa: E402
 
 
-def measure_fold(checkpoint: Path, data_dir: Path, confidence: float | None) -> dict:
-    """Fold k's model on its own test fold, with the interval stored at training time."""
+def measure_fold(checkpoint: Path, data_dir: Path, confidence: float | None, recalibrate: bool = False) -> dict:
+    """Fold k's model on its own test fold, with the interval stored at training time (or, with
+    `recalibrate`, calibrated here on its validation fold as training calibrates now)."""
     from training.inference import predict_months
-    from training.intervals import IntervalModel
+    from training.intervals import IntervalModel, calibrate
     from training.model import model_from_checkpoint
     from training.recipes import Recipe
     from training.train import TrainingData
@@ -52,10 +55,16 @@ def measure_fold(checkpoint: Path, data_dir: Path, confidence: float | None) -> 
     data = TrainingData.prepare(data_dir, recipe, split={**split, "test": held_out}, progress=False)
     images, male, ages = data.part("test")
     predictions = predict_months(model, images, male, tta=recipe.tta)
-    intervals = IntervalModel(metadata["interval"], confidence)
-    low, high = intervals.bounds(predictions)
+    calibration = metadata["interval"]
+    if recalibrate:
+        (val_images, val_male, val_ages), (train_images, train_male, train_ages) = data.part("val"), data.part("train")
+        calibration = calibrate(predict_months(model, val_images, val_male, tta=recipe.tta), val_ages, male=val_male,
+                                train_predictions=predict_months(model, train_images, train_male, tta=recipe.tta),
+                                train_targets=train_ages, train_male=train_male)
+    intervals = IntervalModel(calibration, confidence)
+    low, high = intervals.bounds(predictions, male)
     return {"predictions": predictions, "ages": ages, "male": male, "low": low, "high": high,
-            "confidence": intervals.confidence, "method": metadata["interval"]["method"],
+            "confidence": intervals.confidence, "method": calibration["method"],
             "epochs": metadata["metrics"]["epochs_run"], "cpu_seconds": metadata["metrics"]["train_cpu_seconds"],
             "n_train": len(split["train"]), "dropped": len(split["test"]) - len(held_out)}
 
@@ -106,13 +115,19 @@ def main(argv=None) -> int:
     parser.add_argument("--parallel", type=int, default=2, help="folds trained at a time, one thread each")
     parser.add_argument("--confidence", type=float, default=None, help="nominal level (default: the checkpoint's)")
     parser.add_argument("--report-only", action="store_true", help="measure folds already trained in --out")
+    parser.add_argument("--recalibrate", action="store_true",
+                        help="calibrate each fold's interval here, on its validation fold, with the current method "
+                             "(as training does now) instead of applying the one stored at training time")
     args = parser.parse_args(argv)
     names = [f"fold{k}" for k in range(args.folds)]
     if not args.report_only:
         train_all([(name, args.recipe, {}) for name in names], args,
                   folds={name: f"{k}/{args.folds}" for k, name in enumerate(names)})
     print(f"{args.recipe}, {args.folds} folds of {args.data}, {args.budget:.0f} CPU s each")
-    print_report([measure_fold(args.out / name / "model.pt", args.data, args.confidence) for name in names])
+    if args.recalibrate:
+        print("intervals calibrated here on each validation fold with the current method (--recalibrate)")
+    print_report([measure_fold(args.out / name / "model.pt", args.data, args.confidence, args.recalibrate)
+                  for name in names])
     return 0
 
 

@@ -141,19 +141,20 @@ def main(argv=None) -> int:
         if Path(args.calibrate_on).resolve() == measured:
             parser.error("--calibrate-on must be a dataset distinct from the measured one")
         calibration_data = all_studies(args.calibrate_on, recipe, args.cache_dir)
-        cal_predictions, cal_ages, _ = predict(calibration_data, "test")
-        train_predictions, train_ages, _ = predict(data, "train")
+        cal_predictions, cal_ages, cal_male = predict(calibration_data, "test")
+        train_predictions, train_ages, train_male = predict(data, "train")
         draws = disjoint_draws(len(cal_ages), args.draws, args.draw_seed)
-        calibrations = [calibrate(cal_predictions[d], cal_ages[d], train_predictions=train_predictions,
-                                  train_targets=train_ages) for d in draws]
+        calibrations = [calibrate(cal_predictions[d], cal_ages[d], male=cal_male[d], train_predictions=train_predictions,
+                                  train_targets=train_ages, train_male=train_male) for d in draws]
         source = (f"calibrated here on {args.calibrate_on} ({len(cal_ages)} studies, MAE "
                   f"{np.mean(np.abs(cal_predictions - cal_ages)):.2f}), "
                   + (f"{args.draws} disjoint draws of {len(draws[0])} (seed {args.draw_seed}); the table is draw 1's"
                      if args.draws > 1 else "all of it"))
     elif "interval" not in metadata or args.recalibrate:
-        predictions, ages, _ = predict(data, "val")
-        train_predictions, train_ages, _ = predict(data, "train")
-        calibrations = [calibrate(predictions, ages, train_predictions=train_predictions, train_targets=train_ages)]
+        predictions, ages, male = predict(data, "val")
+        train_predictions, train_ages, train_male = predict(data, "train")
+        calibrations = [calibrate(predictions, ages, male=male, train_predictions=train_predictions,
+                                  train_targets=train_ages, train_male=train_male)]
         source = ("calibrated here on the checkpoint's validation split, as training does now "
                   + ("(--recalibrate)" if args.recalibrate else "(checkpoint predates intervals)"))
     if any(c is None for c in calibrations):
@@ -168,7 +169,7 @@ def main(argv=None) -> int:
     runs = []
     for calibration in calibrations:
         intervals = IntervalModel(calibration, args.confidence)
-        low, high = intervals.bounds(predictions)
+        low, high = intervals.bounds(predictions, male)
         runs.append((calibration, intervals, coverage_table(predictions, ages, low, high, groups)))
     calibration, intervals, rows = runs[0]
 
@@ -215,15 +216,15 @@ def groups_of(predictions: np.ndarray, ages: np.ndarray, male: np.ndarray) -> di
 def print_redraws(data, predict, k: int, seed: int, confidence: float) -> None:
     val_predictions, val_ages, val_male = predict(data, "val")
     test_predictions, test_ages, test_male = predict(data, "test")
-    train_predictions, train_ages, _ = predict(data, "train")
+    train_predictions, train_ages, train_male = predict(data, "train")
     predictions = np.concatenate([val_predictions, test_predictions])
     ages = np.concatenate([val_ages, test_ages])
     male = np.concatenate([val_male, test_male])
     by_group, passed = {}, 0
     for calibration_idx, measured in redraw_splits(len(ages), len(val_ages), k, seed):
-        calibration = calibrate(predictions[calibration_idx], ages[calibration_idx],
-                                train_predictions=train_predictions, train_targets=train_ages)
-        low, high = IntervalModel(calibration, confidence).bounds(predictions[measured])
+        calibration = calibrate(predictions[calibration_idx], ages[calibration_idx], male=male[calibration_idx],
+                                train_predictions=train_predictions, train_targets=train_ages, train_male=train_male)
+        low, high = IntervalModel(calibration, confidence).bounds(predictions[measured], male[measured])
         rows = coverage_table(predictions[measured], ages[measured], low, high,
                               groups_of(predictions[measured], ages[measured], male[measured]))
         passed += meets_targets(rows, confidence)

@@ -110,7 +110,7 @@ class Predictor:
         overlays = [overlay_png(s, h) for s, h in zip(squares, heatmaps)] if gradcam else [None] * len(images)
         share = (time.perf_counter() - started) / len(images)
         if self.intervals is not None:
-            lows, highs = self.intervals.bounds(months)
+            lows, highs = self.intervals.bounds(months, male)
             bounds = [(float(lo), float(hi), self.intervals.confidence) for lo, hi in zip(lows, highs)]
         else:
             bounds = [(None, None, None)] * len(images)

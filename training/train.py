@@ -423,8 +423,9 @@ class Trainer:
 
     def _calibrate_interval(self, final_model) -> dict | None:
         """Split-conformal interval calibration on the validation residuals of the chosen
-        model, predicted as the Predictor will (with the recipe's TTA and recalibration); None when too few.
-        The training split's residuals fill in age bands with few validation studies."""
+        model, predicted as the Predictor will (with the recipe's TTA and recalibration), for both sexes
+        and each apart; None when too few. The training split's residuals fill in age bands with few
+        validation studies."""
         from training.intervals import calibrate
 
         images, male, ages = self.data.part("val")
@@ -433,7 +434,8 @@ class Trainer:
         predictions = predict_months(final_model, images, male, tta=self.recipe.tta, device=self.device)
         train_images, train_male, train_ages = self.data.part("train")
         train_predictions = predict_months(final_model, train_images, train_male, tta=self.recipe.tta, device=self.device)
-        return calibrate(predictions, ages, train_predictions=train_predictions, train_targets=train_ages)
+        return calibrate(predictions, ages, male=male, train_predictions=train_predictions, train_targets=train_ages,
+                         train_male=train_male)
 
     # -- resume -------------------------------------------------------------------
     def _save_resume_state(self) -> None:

@@ -34,7 +34,8 @@ def test_a_checkpoint_without_calibration_predicts_without_an_interval(tiny_mode
 def test_the_predictor_applies_the_stored_calibration(tiny_model, tmp_path, one_thread):
     rng = np.random.default_rng(0)
     ages = rng.uniform(0, 228, 600)
-    calibration = calibrate(ages + rng.normal(0, 12, 600), ages)
+    calibration = calibrate(ages + rng.normal(0, 12, 600), ages, male=rng.random(600) < 0.5)
+    assert set(calibration["by_sex"]) == {"M", "F"}
     checkpoint = load_checkpoint(tiny_model)
     model, _ = model_from_checkpoint(tiny_model)
     path = tmp_path / "model.pt"
@@ -44,8 +45,8 @@ def test_the_predictor_applies_the_stored_calibration(tiny_model, tmp_path, one_
     predictor = Predictor.from_checkpoint(path, device="cpu")
     predictions = predictor.predict([hand(1), hand(2)], ["F", "M"], gradcam=False)
     model_of_intervals = IntervalModel(calibration)
-    for p in predictions:
-        (low,), (high,) = model_of_intervals.bounds([p.bone_age_months])
+    for p, male in zip(predictions, (0.0, 1.0)):  # each child's own sex's calibration
+        (low,), (high,) = model_of_intervals.bounds([p.bone_age_months], [male])
         assert p.interval_confidence == 0.9
         assert p.interval_low_months == pytest.approx(low) and p.interval_high_months == pytest.approx(high)
         assert 0.0 <= p.interval_low_months <= p.interval_high_months
@@ -74,7 +75,7 @@ def test_training_stores_a_calibration_from_the_validation_residuals(tmp_path, o
     assert calibration["n"] == len(ages) >= 9
     model, _ = model_from_checkpoint(path)
     train_images, train_male, train_ages = data.part("train")  # fill in thin age bands
-    assert calibrate(predict_months(model, images, male, tta=recipe.tta), ages,
+    assert calibrate(predict_months(model, images, male, tta=recipe.tta), ages, male=male,
                      train_predictions=predict_months(model, train_images, train_male, tta=recipe.tta),
-                     train_targets=train_ages) == calibration
+                     train_targets=train_ages, train_male=train_male) == calibration
     assert IntervalModel.from_metadata(metadata).confidence == 0.9

@@ -90,7 +90,9 @@ def test_the_interval_is_calibrated_on_the_recalibrated_months(recalibrated_mode
                                 split=metadata["split"], progress=False)
     _, val = _raw_and_expected(recalibrated_model, data, "val")
     _, train_months = _raw_and_expected(recalibrated_model, data, "train")
-    again = calibrate(val, data.part("val")[2], train_predictions=train_months, train_targets=data.part("train")[2])
+    (_, val_male, val_ages), (_, train_male, train_ages) = data.part("val"), data.part("train")
+    again = calibrate(val, val_ages, male=val_male, train_predictions=train_months, train_targets=train_ages,
+                      train_male=train_male)
     assert json.loads(json.dumps(again)) == metadata["interval"]
 
 

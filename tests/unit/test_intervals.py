@@ -147,3 +147,45 @@ def test_a_calibration_by_the_predicted_band_from_an_older_checkpoint_still_appl
                for label, w in zip(["0-4 y", "4-8 y", "8-12 y", "12-15 y", "15+ y"], [5, 10, 15, 20, 25])]}}}
     low, high = IntervalModel(old).bounds(np.array([3.0, 100.0, 200.0]))
     assert low.tolist() == [0.0, 85.0, 175.0] and high.tolist() == [8.0, 115.0, 225.0]
+
+
+def sexes_that_err_differently(n: int, seed: int):
+    """Girls' errors three times the boys' in 12-15 y, the boys' three times the girls' in 4-8 y
+    (the pattern of the real sample's one-for-both calibration), alike elsewhere."""
+    rng = np.random.default_rng(seed)
+    ages = rng.uniform(0, 228, n)
+    male = (rng.random(n) < 0.5).astype(float)
+    sd = np.full(n, 12.0)
+    teen, child = band_index(ages) == 3, band_index(ages) == 1
+    sd[teen] = np.where(male[teen] > 0, 6.0, 18.0)
+    sd[child] = np.where(male[child] > 0, 18.0, 6.0)
+    return ages + rng.normal(0, 1, n) * sd, ages, male
+
+
+def test_each_sex_is_calibrated_apart_when_its_sex_is_known():
+    predictions, ages, male = sexes_that_err_differently(4000, seed=2)
+    calibration = calibrate(predictions, ages, male=male)
+    assert set(calibration["by_sex"]) == {"M", "F"} and "each sex apart" in calibration["method"]
+    assert calibration["by_sex"]["F"]["n"] == int((male == 0).sum())
+    fresh_p, fresh_a, fresh_m = sexes_that_err_differently(8000, seed=3)
+    model = IntervalModel(calibration)
+    for known_sex in (True, False):
+        low, high = model.bounds(fresh_p, fresh_m if known_sex else None)
+        covered = (low <= fresh_a) & (fresh_a <= high)
+        cells = [covered[(band_index(fresh_a) == b) & (fresh_m == s)].mean() for b in (1, 3) for s in (0, 1)]
+        if known_sex:  # every sex x band cell near 90%
+            assert all(abs(c - 0.9) < 0.04 for c in cells), cells
+        else:  # one calibration for both: the noisier sex of each band under-covered
+            assert min(cells) < 0.86 and max(cells) > 0.97, cells
+    # interval() takes the sex too
+    assert model.interval(150.0, male=True).high_months < model.interval(150.0, male=False).high_months
+
+
+def test_one_sex_with_too_few_studies_keeps_the_calibration_of_both():
+    predictions, ages, male = sexes_that_err_differently(400, seed=5)
+    male[:] = 0.0
+    male[:5] = 1.0  # five boys: no 90% interval of their own
+    calibration = calibrate(predictions, ages, male=male)
+    assert "by_sex" not in calibration
+    model = IntervalModel(calibration)
+    np.testing.assert_array_equal(model.bounds(predictions, male)[0], model.bounds(predictions)[0])
