@@ -40,10 +40,10 @@ def measure_fold(checkpoint: Path, data_dir: Path, confidence: float | None, rec
     """Fold k's model on its own test fold, with the interval stored at training time (or, with
     `recalibrate`, calibrated here on its validation fold as training calibrates now)."""
     from training.inference import predict_months
-    from training.intervals import IntervalModel, calibrate
+    from training.intervals import IntervalModel
     from training.model import model_from_checkpoint
     from training.recipes import Recipe
-    from training.train import TrainingData
+    from training.train import TrainingData, calibrate_interval
 
     model, metadata = model_from_checkpoint(checkpoint)
     recipe = Recipe.from_dict(metadata["recipe"])
@@ -55,12 +55,7 @@ def measure_fold(checkpoint: Path, data_dir: Path, confidence: float | None, rec
     data = TrainingData.prepare(data_dir, recipe, split={**split, "test": held_out}, progress=False)
     images, male, ages = data.part("test")
     predictions = predict_months(model, images, male, tta=recipe.tta)
-    calibration = metadata["interval"]
-    if recalibrate:
-        (val_images, val_male, val_ages), (train_images, train_male, train_ages) = data.part("val"), data.part("train")
-        calibration = calibrate(predict_months(model, val_images, val_male, tta=recipe.tta), val_ages, male=val_male,
-                                train_predictions=predict_months(model, train_images, train_male, tta=recipe.tta),
-                                train_targets=train_ages, train_male=train_male)
+    calibration = calibrate_interval(model, data, recipe) if recalibrate else metadata["interval"]
     intervals = IntervalModel(calibration, confidence)
     low, high = intervals.bounds(predictions, male)
     return {"predictions": predictions, "ages": ages, "male": male, "low": low, "high": high,
@@ -79,10 +74,9 @@ def print_report(folds: list[dict]) -> None:
     for k, fold in enumerate(folds):
         rows = coverage_table(fold["predictions"], fold["ages"], fold["low"], fold["high"],
                               groups_of(fold["predictions"], fold["ages"], fold["male"]))
-        inside = (fold["ages"] >= fold["low"]) & (fold["ages"] <= fold["high"])
         print(f"| {k} | {fold['n_train']} | {fold['epochs']} | {fold['cpu_seconds']:.0f} | {len(fold['ages'])} | "
               f"{fold['dropped']} | "
-              f"{np.mean(np.abs(fold['predictions'] - fold['ages'])):.2f} | {inside.mean():.1%} | "
+              f"{np.mean(np.abs(fold['predictions'] - fold['ages'])):.2f} | {rows[0]['coverage']:.1%} | "
               f"{np.mean(fold['high'] - fold['low']):.1f} | {'yes' if meets_targets(rows, confidence) else 'no'} |")
 
     pooled = {key: np.concatenate([fold[key] for fold in folds])

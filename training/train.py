@@ -149,6 +149,23 @@ def train(
     return trainer.run()
 
 
+def calibrate_interval(model, data: TrainingData, recipe: Recipe, device=None) -> dict | None:
+    """Split-conformal interval calibration on the validation residuals of `model`, predicted as
+    the Predictor will (with the recipe's TTA and recalibration), for both sexes and each apart;
+    None when too few. The training split's residuals fill in age bands with few validation
+    studies. What training stores in the checkpoint, and what the benchmarks recalibrate with."""
+    from training.intervals import calibrate
+
+    images, male, ages = data.part("val")
+    if len(images) == 0:
+        return None
+    predictions = predict_months(model, images, male, tta=recipe.tta, device=device)
+    train_images, train_male, train_ages = data.part("train")
+    train_predictions = predict_months(model, train_images, train_male, tta=recipe.tta, device=device)
+    return calibrate(predictions, ages, male=male, train_predictions=train_predictions, train_targets=train_ages,
+                     train_male=train_male)
+
+
 class Trainer:
     def __init__(self, recipe: Recipe, data: TrainingData, out_dir: Path, *, seed: int,
                  time_budget_s: float | None, progress: bool, data_dir: str,
@@ -386,7 +403,7 @@ class Trainer:
             ss_tot = float(np.sum((test_ages - test_ages.mean()) ** 2))
             metrics["test_r2"] = 1 - float(np.sum(errors**2)) / ss_tot if ss_tot > 0 else None
         final_model.recalibration = recalibration  # predict_months applies it from here on
-        interval = self._calibrate_interval(final_model)
+        interval = calibrate_interval(final_model, self.data, self.recipe, self.device)
         from training.ood import fit_for_split  # OOD statistics of the model's features (training/ood.py)
         ood = fit_for_split(final_model, self.data, device=self.device)
         metadata = {
@@ -420,22 +437,6 @@ class Trainer:
             return None
         predictions = predict_months(final_model, images, male, tta=self.recipe.tta, device=self.device)
         return fit_recalibration(predictions, ages, male, self.recipe.recalibrate)
-
-    def _calibrate_interval(self, final_model) -> dict | None:
-        """Split-conformal interval calibration on the validation residuals of the chosen
-        model, predicted as the Predictor will (with the recipe's TTA and recalibration), for both sexes
-        and each apart; None when too few. The training split's residuals fill in age bands with few
-        validation studies."""
-        from training.intervals import calibrate
-
-        images, male, ages = self.data.part("val")
-        if len(images) == 0:
-            return None
-        predictions = predict_months(final_model, images, male, tta=self.recipe.tta, device=self.device)
-        train_images, train_male, train_ages = self.data.part("train")
-        train_predictions = predict_months(final_model, train_images, train_male, tta=self.recipe.tta, device=self.device)
-        return calibrate(predictions, ages, male=male, train_predictions=train_predictions, train_targets=train_ages,
-                         train_male=train_male)
 
     # -- resume -------------------------------------------------------------------
     def _save_resume_state(self) -> None:
