@@ -206,22 +206,27 @@ def precision_choices(model_path: Path, sample: Path, results: Results, device) 
     model, recipe, squares, male, ages = held_out_split(model_path, sample, quick=False)
     model = model.to(device).eval()
     results.say(f"precision on {device} ({len(ages)} held-out films of the sample; speed: forward passes with TTA, batch 16):")
-    results.say("| autocast | channels-last | held-out MAE (months) | Δ vs fp32 | studies/s | verdict |")
-    results.say("|---|---|---:|---:|---:|---|")
-    reference = None
+    results.say("| autocast | channels-last | held-out MAE (months) | Δ vs fp32 | largest change of one study's "
+                "prediction (months) | studies/s | verdict |")
+    results.say("|---|---|---:|---:|---:|---:|---|")
+    reference = reference_predictions = None
+    # float16 on a CPU without float16 units is emulated, and far slower than float32
+    dtypes = ("fp32", "bf16", "fp16") if device.type == "cuda" or torch.cpu._is_amx_fp16_supported() else ("fp32", "bf16")
     x16 = to_float(torch.from_numpy(squares[:16])).to(device)
     m16 = torch.from_numpy(male[:16]).to(device)
-    for dtype in ("fp32", "bf16", "fp16"):
+    for dtype in dtypes:
         for channels_last in (False, True):
             precision = Precision(dtype, channels_last)
             model.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
             try:
                 predicted = predict_months(model, squares, male, tta=recipe.tta, device=device, precision=precision)
             except RuntimeError as exc:
-                results.say(f"| {dtype} | {channels_last} | not supported: {str(exc)[:80]} | | | |")
+                results.say(f"| {dtype} | {channels_last} | not supported: {str(exc)[:80]} | | | | |")
                 continue
             mae = float(np.mean(np.abs(predicted - ages)))
             reference = mae if reference is None else reference
+            reference_predictions = predicted if reference_predictions is None else reference_predictions
+            largest_change = float(np.max(np.abs(predicted - reference_predictions)))
             x = precision.layout(x16)
 
             def run():
@@ -231,8 +236,10 @@ def precision_choices(model_path: Path, sample: Path, results: Results, device) 
 
             per_study = per_item_ms(run, 16, repeat=3)
             within = abs(mae - reference) <= 0.1
-            results.numbers[f"precision:{dtype}:{int(channels_last)}"] = dict(mae=mae, studies_per_s=1000 / per_study)
-            results.say(f"| {dtype} | {channels_last} | {mae:.3f} | {mae - reference:+.3f} | {1000 / per_study:.1f} "
+            results.numbers[f"precision:{dtype}:{int(channels_last)}"] = dict(
+                mae=mae, studies_per_s=1000 / per_study, largest_change=largest_change)
+            results.say(f"| {dtype} | {channels_last} | {mae:.3f} | {mae - reference:+.3f} | {largest_change:.3f} "
+                        f"| {1000 / per_study:.1f} "
                         f"| {'within 0.1' if within else 'MAE moved: drop'} |")
 
 
@@ -513,6 +520,45 @@ def database_writes(database_url: str, count: int = 50) -> tuple[float, float]:
     return submit_ms, result_ms
 
 
+def process_cpu_seconds(pid: int, descendants: bool = True) -> float:
+    """User + system CPU seconds of a process and (unless `descendants` is False) of all its
+    descendants, living or reaped."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        processes = [root, *root.children(recursive=True)] if descendants else [root]
+    except psutil.NoSuchProcess:
+        return 0.0
+    total = 0.0
+    for process in processes:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            times = process.cpu_times()
+            total += times.user + times.system
+            if descendants:
+                total += times.children_user + times.children_system
+    return total
+
+
+def service_processes(service: "BenchService") -> dict[str, int]:
+    """The service's processes by role: {label: root pid} (each counted with its descendants)."""
+    roles = {"web (gunicorn)": service.web.process.pid}
+    for i, worker in enumerate(service.workers):
+        roles[f"worker {i}" if len(service.workers) > 1 else "worker"] = worker.process.pid
+    if service.postgres:
+        roles["PostgreSQL"] = int((service.postgres.data / "postmaster.pid").read_text().split()[0])
+    if service.redis:
+        roles["Redis"] = service.redis.proc.process.pid
+    return roles
+
+
+def roles_cpu_seconds(roles: dict[str, int]) -> dict[str, float]:
+    """CPU seconds of each role's process tree, and of this benchmark's own process (the clients;
+    the service's processes are its descendants, so they are not counted again)."""
+    return {**{role: process_cpu_seconds(pid) for role, pid in roles.items()},
+            "clients (this benchmark)": process_cpu_seconds(os.getpid(), descendants=False)}
+
+
 def end_to_end(mode: str, model: Path, studies: list[Path], results: Results, *, concurrency: int,
                worker_env: dict[str, str], workers: int, bound: float | None, keep: bool,
                code_rev: str | None = None) -> None:
@@ -529,6 +575,8 @@ def end_to_end(mode: str, model: Path, studies: list[Path], results: Results, *,
         load_before = load_average()
         log(f"e2e {mode}: submitting {len(studies)} studies from {concurrency} clients")
         submitted: dict[str, float] = {}
+        roles = service_processes(service)
+        cpu_before = roles_cpu_seconds(roles)
         started_wall = time.time()
 
         def one(index: int) -> None:
@@ -539,6 +587,8 @@ def end_to_end(mode: str, model: Path, studies: list[Path], results: Results, *,
             list(pool.map(one, range(len(studies))))
         submit_done = time.time()
         done = _wait(service, set(submitted), timeout=1800)
+        cpu_ms = {role: 1000 * (seconds - cpu_before[role]) / len(studies)
+                  for role, seconds in roles_cpu_seconds(roles).items()}
         finished = {i: v[1].timestamp() for i, v in done.items()}
         failed = {i: v[2] for i, v in done.items() if v[0] == "failed"}
         end = max(finished.values())
@@ -547,7 +597,8 @@ def end_to_end(mode: str, model: Path, studies: list[Path], results: Results, *,
         p50, p95 = np.percentile(latencies, 50), np.percentile(latencies, 95)
         label = f"{mode} @ {code_rev}" if code_rev else mode
         results.numbers[f"e2e:{label}"] = dict(rate=rate, p50=p50, p95=p95, failed=len(failed),
-                                              submit_rate=len(studies) / (submit_done - started_wall))
+                                              submit_rate=len(studies) / (submit_done - started_wall),
+                                              cpu_ms_per_study=cpu_ms)
         ratio = f"{rate / bound:.2f}" if bound else "n/a"
         results.say(f"| {label} | {len(studies)} | {concurrency} | {workers} x {worker_env.get('BONEAGE_TORCH_THREADS', 'default')} "
                     f"| {rate:.2f} | {len(studies) / (submit_done - started_wall):.2f} | {p50:.1f} | {p95:.1f} "
@@ -558,6 +609,24 @@ def end_to_end(mode: str, model: Path, studies: list[Path], results: Results, *,
         service.stop()
         if not keep:
             shutil.rmtree(root, ignore_errors=True)
+
+
+def cpu_by_process(results: Results) -> None:
+    """The end-to-end runs' CPU per study by process, and the rate that CPU allows on this machine."""
+    runs = {k.removeprefix("e2e:"): v["cpu_ms_per_study"] for k, v in results.numbers.items() if k.startswith("e2e:")}
+    if not runs:
+        return
+    roles = list(dict.fromkeys(role for cpu in runs.values() for role in cpu))
+    cores = os.cpu_count() or 1
+    results.say()
+    results.say("CPU ms per study by process during the end-to-end runs (user + system, each process with its "
+                "descendants, from the first submission to the last result):")
+    results.say("| mode | " + " | ".join(roles) + f" | total | studies/s that CPU allows on {cores} cores |")
+    results.say("|---|" + "---:|" * (len(roles) + 2))
+    for label, cpu in runs.items():
+        total = sum(cpu.values())
+        results.say(f"| {label} | " + " | ".join(f"{cpu[r]:.1f}" if r in cpu else "-" for r in roles)
+                    + f" | {total:.1f} | {1000 * cores / total:.1f} |")
 
 
 def _wait(service: BenchService, ids: set[str], timeout: float) -> dict:
@@ -973,6 +1042,7 @@ def main(argv: list[str] | None = None) -> int:
             end_to_end(mode, args.model, studies[: args.studies], results, concurrency=args.concurrency,
                        worker_env=worker_env, workers=args.workers, bound=bound, keep=args.keep,
                        code_rev=args.code_rev)
+        cpu_by_process(results)
         if "naive_per_s" in results.numbers:
             best = max(v["rate"] for k, v in results.numbers.items() if k.startswith("e2e:"))
             results.say(f"naive baseline / best end to end: {results.numbers['naive_per_s'] / best:.2f}")

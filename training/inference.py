@@ -28,6 +28,17 @@ def _eval_batches(model: BoneAgeNet, images_uint8, male, *, batch_size: int, dev
         model.train(was_training)
 
 
+def _months_and_feature_map(model: BoneAgeNet, x: torch.Tensor, m: torch.Tensor, *, device,
+                            precision: Precision) -> tuple[torch.Tensor, torch.Tensor]:
+    """Bone age in months (B,) and the float32 layer-4 activations: the backbone in the configured
+    precision, the pooling and the head in float32 (a bfloat16 head would round the months to
+    about half a month)."""
+    with precision.autocast(device):
+        feature_map = model.feature_map(x)
+    feature_map = feature_map.float()
+    return model.months_from_feature_map(feature_map, m), feature_map
+
+
 @torch.inference_mode()
 def predict_months(
     model: BoneAgeNet,
@@ -45,10 +56,9 @@ def predict_months(
     precision = precision or Precision()
     outputs = []
     for x, m in _eval_batches(model, images_uint8, male, batch_size=batch_size, device=device, precision=precision):
-        with precision.autocast(device):
-            y = model(x, m).float()
-            if tta:
-                y = (y + model(hflip(x), m).float()) / 2
+        y = _months_and_feature_map(model, x, m, device=device, precision=precision)[0]
+        if tta:
+            y = (y + _months_and_feature_map(model, hflip(x), m, device=device, precision=precision)[0]) / 2
         outputs.append(y.cpu())
     if not outputs:
         return np.zeros(0, dtype=np.float32)
@@ -84,15 +94,12 @@ def forward_with_features(
     precision = precision or Precision()
     months, features, maps = [], [], []
     for x, m in _eval_batches(model, images_uint8, male, batch_size=batch_size, device=device, precision=precision):
-        with precision.autocast(device):
-            feature_map = model.feature_map(x)
-            pooled = model.pooled(feature_map)
-            y = (model.head_standardised(pooled, m) * model.target_std + model.target_mean).float()
-            if tta:
-                y = (y + model(hflip(x), m).float()) / 2
+        y, feature_map = _months_and_feature_map(model, x, m, device=device, precision=precision)
+        if tta:
+            y = (y + _months_and_feature_map(model, hflip(x), m, device=device, precision=precision)[0]) / 2
         months.append(y.cpu())
-        features.append(pooled.float().cpu())
-        maps.append(feature_map.float())
+        features.append(model.pooled(feature_map).cpu())
+        maps.append(feature_map)
     if not months:
         return ForwardPass(np.zeros(0, np.float32), np.zeros((0, 512), np.float32), torch.zeros(0, 512, 1, 1))
     months = recalibrated(getattr(model, "recalibration", None), torch.cat(months).numpy(),

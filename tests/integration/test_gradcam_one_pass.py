@@ -19,7 +19,9 @@ from training.rsna import load_records
 
 @pytest.fixture(scope="module")
 def study(tiny_model, synthetic_dataset):
-    predictor = Predictor.from_checkpoint(tiny_model, device="cpu")
+    # float32: these tests compare with the float32 references (the precision's own test:
+    # tests/integration/test_inference_precision.py)
+    predictor = Predictor.from_checkpoint(tiny_model, device="cpu", precision="fp32")
     records = load_records(synthetic_dataset)[:5]
     images = [decode_image(r.image_path) for r in records]
     squares = predictor.preprocess(images)

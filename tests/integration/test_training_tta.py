@@ -10,6 +10,7 @@ import torch
 from core.imageio import decode_image
 from training.inference import predict_months
 from training.model import model_from_checkpoint
+from training.precision import Precision
 from training.predict import Predictor
 from training.preprocess import Preprocessing, preprocess
 from training.recipes import get_recipe
@@ -50,7 +51,8 @@ def test_predict_months_tta_across_batches(inputs):
 
 def test_predictor_applies_the_recipes_flip_tta(inputs, tiny_model):
     assert get_recipe("demo").tta and get_recipe("default").tta
-    predictor = Predictor.from_checkpoint(tiny_model, device="cpu")
+    # float32, as the references (bfloat16 on a CPU that has it: test_inference_precision.py)
+    predictor = Predictor.from_checkpoint(tiny_model, device="cpu", precision="fp32")
     assert predictor.recipe.tta
     months = np.array([p.bone_age_months for p in predictor.predict(inputs["images"], inputs["sexes"], gradcam=False)])
     np.testing.assert_allclose(months, (inputs["plain"] + inputs["mirrored"]) / 2, rtol=1e-5, atol=1e-3)
@@ -59,6 +61,6 @@ def test_predictor_applies_the_recipes_flip_tta(inputs, tiny_model):
 
 def test_predictor_without_tta_is_the_plain_forward_pass(inputs):
     metadata = dict(inputs["metadata"], recipe=dict(inputs["metadata"]["recipe"], tta=False))
-    predictor = Predictor(inputs["model"], metadata, "demo-notta", torch.device("cpu"))
+    predictor = Predictor(inputs["model"], metadata, "demo-notta", torch.device("cpu"), Precision("fp32"))
     months = np.array([p.bone_age_months for p in predictor.predict(inputs["images"], inputs["sexes"], gradcam=False)])
     np.testing.assert_allclose(months, inputs["plain"], rtol=1e-5, atol=1e-3)
