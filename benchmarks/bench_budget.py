@@ -72,7 +72,8 @@ def train_one(args: argparse.Namespace) -> int:
     from training.recipes import get_recipe
     from training.train import train
 
-    recipe = get_recipe(args.recipe).with_overrides(**json.loads(args.overrides))
+    overrides = json.loads(args.overrides)
+    recipe = get_recipe(args.recipe).with_overrides(**overrides)
     split = None
     if args.fold:  # "I/K": cross-fitting fold I of K (training/split.py)
         from training.rsna import load_records
@@ -80,8 +81,9 @@ def train_one(args: argparse.Namespace) -> int:
 
         fold, folds = (int(part) for part in args.fold.split("/"))
         split = cross_fitting_split(load_records(args.data), folds, fold)
-    train(args.data, recipe, args.out, init="random", threads=1, time_budget_s=args.budget, progress=True,
-          split=split)
+    # random weights unless the run names its own (init=PATH: a checkpoint the project trained)
+    train(args.data, recipe, args.out, init=overrides.get("init", "random"), threads=1, time_budget_s=args.budget,
+          progress=True, split=split)
     return 0
 
 

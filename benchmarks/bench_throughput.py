@@ -967,6 +967,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parts", default="model,stages,naive,e2e,web")
     parser.add_argument("--modes", default="embedded,services", help="for e2e and web")
     parser.add_argument("--studies", type=int, default=200, help="end-to-end studies per mode")
+    parser.add_argument("--bit-depths", default="8,16",
+                        help="the uploads' PNG bit depths: 8,16 (alternately), 8 or 16")
     parser.add_argument("--concurrency", type=int, default=4, help="concurrent submitting clients (e2e)")
     parser.add_argument("--workers", type=int, default=1, help="Celery worker processes (e2e)")
     parser.add_argument("--threads", type=int, default=None,
@@ -1001,14 +1003,18 @@ def main(argv: list[str] | None = None) -> int:
     results.say(f"load average (1/5/15 min) at start: {load_average()}; {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC")
     log(f"preparing {args.studies} full-resolution studies in {args.images_dir}")
     needed = max(args.studies, 16, args.cpu_studies + 1 if "cpu" in parts else 0)
-    studies = full_resolution_studies(args.sample, needed, args.images_dir)
+    depths = sorted({int(d) for d in args.bit_depths.split(",")})
+    # the films alternate 8- and 16-bit: twice as many are made when only one depth is wanted
+    made = full_resolution_studies(args.sample, needed * (2 if len(depths) == 1 else 1), args.images_dir)
+    studies = [p for p in made if int(p.stem.rsplit("-", 1)[1].removesuffix("bit")) in depths][:needed]
     from PIL import Image
 
     with Image.open(studies[0]) as first, Image.open(studies[1]) as second:
         sizes = f"{first.size[0]}x{first.size[1]} {first.mode}, {second.size[0]}x{second.size[1]} {second.mode}"
     mb = np.mean([p.stat().st_size for p in studies[: args.studies]]) / 1e6
+    kinds = "8- and 16-bit PNG alternately" if len(depths) > 1 else f"{depths[0]}-bit PNG"
     results.say(f"studies: {args.studies} real sample films upscaled to a {FULL_SIDE} px longest side, "
-                f"8- and 16-bit PNG alternately (e.g. {sizes}; {mb:.1f} MB each on average)")
+                f"{kinds} (e.g. {sizes}; {mb:.1f} MB each on average)")
     results.say()
 
     from training.predict import Predictor
