@@ -25,6 +25,8 @@ from PIL import Image
 from scipy import ndimage
 from scipy.spatial import ConvexHull, QhullError
 
+from core import morphology
+
 # Bumped whenever a rule or threshold below changes the boxes: caches of cropped images
 # (training/cache.py) are keyed on it.
 LOCATOR_VERSION = 7
@@ -143,7 +145,7 @@ def _search(image: np.ndarray, region: np.ndarray, structure: np.ndarray, depth:
     if depth > MAX_RETHRESHOLD or region.sum() < MIN_AREA_SHARE * area:
         return None
     threshold = otsu_threshold(image[region])
-    bright = ndimage.binary_opening((image > threshold) & region, structure=structure)
+    bright = morphology.binary_opening((image > threshold) & region, structure)
     whole = _largest_component(bright)
     if whole is not None and _is_plate(whole):
         # a lighter plate or collimated field (convex: a possibly tilted rectangle): the hand is inside it
@@ -151,28 +153,28 @@ def _search(image: np.ndarray, region: np.ndarray, structure: np.ndarray, depth:
     component = _largest_component(_peel_border_bands(bright))
     if component is not None and _is_frame(component):
         # a bright surround along the film's edges: the hand is elsewhere
-        return _search(image, region & ~ndimage.binary_dilation(component, structure=structure, iterations=2),
+        return _search(image, region & ~morphology.binary_dilation(component, structure, iterations=2),
                        structure, depth + 1)
     if component is None or component.sum() < MIN_SEED_SHARE * area:
         # only bright bands along the edges, or specks: look among the darker pixels
-        return _search(image, region & ~ndimage.binary_dilation(bright, structure=structure, iterations=2),
+        return _search(image, region & ~morphology.binary_dilation(bright, structure, iterations=2),
                        structure, depth + 1)
     if _is_plate(component):
         return _search_plate(image, component, structure, depth)
-    hand = ndimage.binary_fill_holes(_with_soft_tissue(image, component, region, structure))
+    hand = morphology.binary_fill_holes(_with_soft_tissue(image, component, region, structure))
     return hand if hand.sum() >= MIN_AREA_SHARE * area else None
 
 
 def _search_plate(image: np.ndarray, plate: np.ndarray, structure: np.ndarray, depth: int) -> np.ndarray | None:
     """The hand on a plate: in the hole of a ring (a bright surround around the film, a plate's
     bright edge around a darker field), else among the plate's own pixels, brighter than it."""
-    filled = ndimage.binary_fill_holes(plate)
+    filled = morphology.binary_fill_holes(plate)
     holes = filled & ~plate
     if holes.sum() > RING_HOLE_SHARE * filled.sum():
-        hand = _search(image, ndimage.binary_erosion(holes, structure=structure), structure, depth + 1)
+        hand = _search(image, morphology.binary_erosion(holes, structure), structure, depth + 1)
         if hand is not None:
             return hand
-    return _search(image, ndimage.binary_erosion(plate, structure=structure, iterations=2), structure, depth + 1)
+    return _search(image, morphology.binary_erosion(plate, structure, iterations=2), structure, depth + 1)
 
 
 def _with_soft_tissue(image: np.ndarray, hand: np.ndarray, region: np.ndarray, structure: np.ndarray) -> np.ndarray:
@@ -183,7 +185,7 @@ def _with_soft_tissue(image: np.ndarray, hand: np.ndarray, region: np.ndarray, s
     if darker.sum() < 16:
         return hand
     threshold = otsu_threshold(image[darker])
-    wider = _peel_border_bands(ndimage.binary_opening((image > threshold) & region, structure=structure))
+    wider = _peel_border_bands(morphology.binary_opening((image > threshold) & region, structure))
     labels, _ = ndimage.label(wider)
     touching = np.unique(labels[hand & wider])
     touching = touching[touching > 0]
@@ -212,7 +214,7 @@ def _edges_touched(mask: np.ndarray) -> set[str]:
 
 
 def _is_plate(component: np.ndarray) -> bool:
-    return solidity(ndimage.binary_fill_holes(component)) >= PLATE_SOLIDITY
+    return solidity(morphology.binary_fill_holes(component)) >= PLATE_SOLIDITY
 
 
 def _is_frame(component: np.ndarray, *, hugging: bool = True) -> bool:
@@ -249,7 +251,7 @@ def _peel_border_bands(mask: np.ndarray) -> np.ndarray:
 
 def solidity(component: np.ndarray) -> float:
     """The component's area over its convex hull's: ~1 for a plate, well below for a hand."""
-    edge = component & ~ndimage.binary_erosion(component)
+    edge = component & ~morphology.binary_erosion(component)
     points = np.argwhere(edge).astype(np.float64)
     if len(points) < 3:
         return 1.0
