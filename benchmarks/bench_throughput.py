@@ -967,7 +967,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parts", default="model,stages,naive,e2e,web")
     parser.add_argument("--modes", default="embedded,services", help="for e2e and web")
     parser.add_argument("--studies", type=int, default=200, help="end-to-end studies per mode")
-    parser.add_argument("--bit-depths", default="8,16",
+    parser.add_argument("--bit-depths", default="8,16", choices=("8,16", "8", "16"),
                         help="the uploads' PNG bit depths: 8,16 (alternately), 8 or 16")
     parser.add_argument("--concurrency", type=int, default=4, help="concurrent submitting clients (e2e)")
     parser.add_argument("--workers", type=int, default=1, help="Celery worker processes (e2e)")

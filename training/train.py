@@ -151,7 +151,8 @@ def train(
 
 def calibrate_interval(model, data: TrainingData, recipe: Recipe, device=None) -> dict | None:
     """Split-conformal interval calibration on the validation residuals of `model`, predicted as
-    the Predictor will (with the recipe's TTA and recalibration), for both sexes and each apart;
+    the Predictor will (with the recipe's TTA and recalibration; in float32, where a Predictor on a
+    bfloat16 CPU moves a prediction by under a month), for both sexes and each apart;
     None when too few. The training split's residuals fill in age bands with few validation
     studies. What training stores in the checkpoint, and what the benchmarks recalibrate with."""
     from training.intervals import calibrate
