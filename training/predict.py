@@ -16,6 +16,7 @@ import torch
 
 from core.hashing import file_sha256
 from core.model_identity import model_name
+from training.fusion import fold_batchnorm
 from training.gradcam import HeadGradCam, overlay_png
 from training.inference import ForwardPass, forward_with_features
 from training.intervals import IntervalModel
@@ -56,7 +57,9 @@ class Predictor:
     def __init__(self, model, metadata: dict, model_version: str, device: torch.device,
                  precision: Precision | None = None):
         self.precision = precision or Precision.resolve(device)
-        self.model = self.precision.prepare(model.to(device).eval())
+        # A copy with the batch normalisation folded into the convolutions (training/fusion.py):
+        # the same months, with fewer layers to run; the caller's model is left as it was.
+        self.model = self.precision.prepare(fold_batchnorm(model).to(device))
         self.metadata = metadata
         self.model_version = model_version
         self.device = device
