@@ -97,7 +97,10 @@ def assert_matches_direct_prediction(stack, assessment_id, image_bytes, sex, pre
     row, model = stack.row(assessment_id)
     (expected,) = predictor.predict([decode_image(image_bytes)], [sex], gradcam=True)
     assert row.status == "succeeded"
-    assert row.bone_age_months == pytest.approx(expected.bone_age_months, abs=1e-3)
+    # Reduced precision rounds differently with another thread count (the worker's
+    # BONEAGE_TORCH_THREADS): 0.14 months seen with bfloat16 emulated on an AVX2 CPU.
+    months_tolerance = 1e-3 if predictor.precision.dtype == "fp32" else 0.5
+    assert row.bone_age_months == pytest.approx(expected.bone_age_months, abs=months_tolerance)
     assert row.stage == expected.stage
     # The model is named after its recipe and the hash of the checkpoint that was
     # registered (the copy in the model directory, identical to the trained file).
@@ -145,11 +148,17 @@ def assert_heatmap_is_gradcam_of_upload(stack, body, uploaded: bytes, sex: str):
     assert cam.shape == square.shape and 0.0 <= cam.min() and cam.max() <= 1.0 and cam.max() > 0
     independent = rgb(overlay_png(square, cam))
     assert served.shape == independent.shape
-    assert np.abs(served - independent).mean() < 1.0, "the served heatmap is not Grad-CAM of the upload"
+    # The reference is float32 Grad-CAM through the whole network. A worker on reduced
+    # precision (bfloat16 autocast where the CPU multiplies it natively) draws its map from
+    # bfloat16 layer-4 activations (8 significant bits), which moves the jet colours by
+    # about one level of 255 on average (0.85 and 1.02 measured on two AVX-512 CPUs); in
+    # float32 the two overlays are the same pixels.
+    tolerance = 0.5 if predictor.precision.dtype == "fp32" else 2.0
+    assert np.abs(served - independent).mean() < tolerance, "the served heatmap is not Grad-CAM of the upload"
     # The comparison tells overlays apart: that of another image (a blank square) is far off.
     blank = np.zeros_like(square)
     (other_cam,) = GradCamExplainer(predictor.model).heatmaps(blank[None], male)
-    assert np.abs(served - rgb(overlay_png(blank, other_cam))).mean() > 5.0
+    assert np.abs(served - rgb(overlay_png(blank, other_cam))).mean() > 20 * tolerance
 
 
 def test_form_submission_end_to_end(stack, synthetic_dataset, direct_predictor, tiny_model, wait_finished):
