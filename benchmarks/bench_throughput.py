@@ -864,7 +864,7 @@ def cpu_per_study(model: Path, studies: list[Path], results: Results, *, count: 
     `boneage worker` runs it), and one status poll; with the time inside each step."""
     import migrations
     from core.settings import Settings
-    from db.files import FileStore
+    from db.files import open_file_store
     from db.session import dispose_engines, unit_of_work_factory
     from services.assessments import run_assessment
     from services.predictors import PredictorCache
@@ -913,7 +913,7 @@ def cpu_per_study(model: Path, studies: list[Path], results: Results, *, count: 
                 raise RuntimeError(f"poll: {response.status_code}")
 
         uow = unit_of_work_factory(settings.database_url)
-        files = FileStore(settings.files_dir)
+        files = open_file_store(settings)
         predictors = PredictorCache(device="cpu")
         run_assessment(warm_id, uow=uow, files=files, predictors=predictors)  # loads torch and the model
         from services.assessments import _active_model

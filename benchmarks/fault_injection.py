@@ -548,11 +548,11 @@ COMMIT_WITHOUT_SEND = """
 import sys
 from pathlib import Path
 from core.settings import Settings
-from db.files import FileStore
+from db.files import open_file_store
 from db.models import Assessment, utcnow
 from db.session import unit_of_work_factory
 settings = Settings.from_env()
-files, uow = FileStore(settings.files_dir), unit_of_work_factory(settings.database_url)
+files, uow = open_file_store(settings), unit_of_work_factory(settings.database_url)
 for n, image in enumerate(sys.argv[1:]):
     sha, path = files.put_upload(Path(image).read_bytes())
     with uow() as work:

@@ -46,12 +46,12 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _deps():
-    from db.files import FileStore
+    from db.files import open_file_store
     from db.session import unit_of_work_factory
 
     settings = Settings.from_env()
     settings.ensure_dirs()
-    return settings, unit_of_work_factory(settings.database_url), FileStore(settings.files_dir)
+    return settings, unit_of_work_factory(settings.database_url), open_file_store(settings)
 
 
 def run_command(args) -> int:

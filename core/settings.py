@@ -7,7 +7,12 @@ DATABASE_URL and BROKER_URL to run the same code on PostgreSQL and Redis.
     DATABASE_URL            sqlite:///<var>/boneage.db
     BROKER_URL              filesystem://  (messages in <var>/queue)
     BONEAGE_VAR_DIR         ./var
-    BONEAGE_FILES_DIR       <var>/files
+    BONEAGE_FILES_DIR       <var>/files      (the file store when BONEAGE_FILES_URL is unset;
+                                              with it, training jobs' local scratch)
+    BONEAGE_FILES_URL       unset            (s3://bucket/prefix: the file store is an S3-compatible
+                                              bucket, for machines that share no disk; db/files.py)
+    BONEAGE_S3_ENDPOINT_URL unset            (the S3 server for BONEAGE_FILES_URL: MinIO's URL;
+                                              unset: AWS)
     BONEAGE_MODEL_DIR       <var>/models
     BONEAGE_QUEUE_DIR       <var>/queue      (filesystem transport only)
     BONEAGE_MAX_UPLOAD_MB   20
@@ -61,6 +66,8 @@ class Settings:
     files_dir: Path
     model_dir: Path
     queue_dir: Path
+    files_url: str | None = None  # s3://bucket/prefix; None: the folder files_dir
+    s3_endpoint_url: str | None = None
     max_upload_mb: float = 20.0
     inference_queue: str = "inference"
     cpu_queue: str = "cpu"
@@ -108,6 +115,8 @@ class Settings:
             files_dir=_dir(env, "BONEAGE_FILES_DIR", var_dir / "files"),
             model_dir=_dir(env, "BONEAGE_MODEL_DIR", var_dir / "models"),
             queue_dir=_dir(env, "BONEAGE_QUEUE_DIR", var_dir / "queue"),
+            files_url=_files_url(env, "BONEAGE_FILES_URL"),
+            s3_endpoint_url=env.get("BONEAGE_S3_ENDPOINT_URL") or None,
             max_upload_mb=_positive_float(env, "BONEAGE_MAX_UPLOAD_MB", 20.0),
             inference_queue=_queue_name(env, "BONEAGE_INFERENCE_QUEUE", "inference"),
             cpu_queue=_queue_name(env, "BONEAGE_CPU_QUEUE", "cpu"),
@@ -172,6 +181,8 @@ class Settings:
             "BONEAGE_FILES_DIR": str(self.files_dir),
             "BONEAGE_MODEL_DIR": str(self.model_dir),
             "BONEAGE_QUEUE_DIR": str(self.queue_dir),
+            "BONEAGE_FILES_URL": self.files_url or "",
+            "BONEAGE_S3_ENDPOINT_URL": self.s3_endpoint_url or "",
             "BONEAGE_MAX_UPLOAD_MB": repr(self.max_upload_mb),
             "BONEAGE_INFERENCE_QUEUE": self.inference_queue,
             "BONEAGE_CPU_QUEUE": self.cpu_queue,
@@ -263,6 +274,17 @@ def _cron(env: Mapping[str, str], name: str, default: str) -> str:
     value = (env.get(name) or default).strip()
     if len(value.split()) != 5:
         raise UserFacingError(f"{name} must be a cron expression of five fields (minute hour day month weekday), got {value!r}")
+    return value
+
+
+def _files_url(env: Mapping[str, str], name: str) -> str | None:
+    value = (env.get(name) or "").strip()
+    if not value:
+        return None
+    bucket = value.removeprefix("s3://").split("/", 1)[0]
+    if not value.startswith("s3://") or not bucket:
+        raise UserFacingError(f"{name} must be an S3 URL, s3://bucket or s3://bucket/prefix, got {value!r} "
+                              "(unset it to keep files in the folder BONEAGE_FILES_DIR)")
     return value
 
 

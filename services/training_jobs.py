@@ -291,8 +291,10 @@ class TrainingTools:
 
 def run_training_job(job_id: str, *, uow, files_dir: Path, data_root: Path, model_dir: Path,
                      heartbeat_s: float, stale_s: float, clock: Callable[[], datetime] = utcnow,
-                     tools: TrainingTools | None = None, threads: int | None = None) -> str:
-    """Run one training job in this worker; returns its status afterwards."""
+                     tools: TrainingTools | None = None, threads: int | None = None, files=None) -> str:
+    """Run one training job in this worker; returns its status afterwards. It trains in
+    files_dir/<job's out_dir> on this machine's disk; the evaluation report is then published
+    to `files` (the file store the web reads: db.files), when given and elsewhere."""
     tools = tools or TrainingTools.real()  # imports torch: before the claim starts the heartbeat clock
     now = clock()
     with uow() as work:
@@ -312,7 +314,8 @@ def run_training_job(job_id: str, *, uow, files_dir: Path, data_root: Path, mode
         data_dir = (Path(data_root).resolve() / job.dataset.path).resolve()
         dataset_name, synthetic = job.dataset.name, job.dataset.synthetic
         init_path = job.init_model.checkpoint_path if job.init_model is not None else None
-        out_dir = Path(files_dir) / job.out_dir
+        job_out_dir = job.out_dir
+        out_dir = Path(files_dir) / job_out_dir
 
     init = init_path or overrides.get("init")
     resume = (out_dir / "last.pt").is_file()
@@ -335,7 +338,8 @@ def run_training_job(job_id: str, *, uow, files_dir: Path, data_root: Path, mode
             return _stopped(job_id, attempt, uow=uow, heartbeat=heartbeat, clock=clock)
         try:
             return _finish(job_id, attempt, Path(checkpoint), data_dir, out_dir, dataset_name, synthetic,
-                           uow=uow, model_dir=model_dir, tools=tools, clock=clock)
+                           uow=uow, model_dir=model_dir, tools=tools, clock=clock, files=files,
+                           report_path=f"{job_out_dir}/report")
         except Exception as exc:  # noqa: BLE001
             log.exception("training job %s: evaluation or registration failed", job_id)
             return _fail(job_id, attempt, f"The model was trained but could not be evaluated or registered "
@@ -343,10 +347,12 @@ def run_training_job(job_id: str, *, uow, files_dir: Path, data_root: Path, mode
 
 
 def _finish(job_id, attempt, checkpoint: Path, data_dir: Path, out_dir: Path, dataset_name: str, synthetic: bool,
-            *, uow, model_dir, tools: TrainingTools, clock) -> str:
+            *, uow, model_dir, tools: TrainingTools, clock, files=None, report_path: str = "") -> str:
     from services.model_registry import register_model
 
     report = tools.evaluate(checkpoint, data_dir, out_dir / "report", progress=False)
+    if files is not None:  # before the job is marked succeeded, so that its page finds the report
+        files.publish_dir(out_dir / "report", report_path)
     with uow() as work:
         serving = work.models.active()
         serving = (serving.name, serving.checkpoint_path) if serving is not None else None

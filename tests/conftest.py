@@ -21,6 +21,7 @@ import pytest
 from core.settings import Settings
 from helpers import (
     CHROMIUM,
+    S3Server,
     DEFAULT_TEST_DATABASE_URL,
     DEFAULT_TEST_REDIS_URL,
     WorkerProcess,
@@ -96,6 +97,23 @@ def redis_url() -> str:
             "`docker run -d -p 6379:6379 redis:7`, or point BONEAGE_TEST_REDIS_URL at one"
         )
     return url
+
+
+# ------------------------------------------------------------------ S3
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """An S3 server of the tests' own (moto's server mode), for the object-storage file
+    store (BONEAGE_FILES_URL). The credentials it accepts are set in os.environ, so the
+    workers the tests start find them as a deployment's would."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
+                            ("AWS_DEFAULT_REGION", "us-east-1")):
+            patch.setenv(name, value)
+        server = S3Server(tmp_path_factory.mktemp("s3") / "moto.log").start()
+        yield server
+        server.stop()
 
 
 # ------------------------------------------------------------------ Settings

@@ -346,3 +346,67 @@ def stored_files(root) -> dict[str, bytes]:
     """Every file under `root` (relative path -> bytes)."""
     root = Path(root)
     return {str(path.relative_to(root)): path.read_bytes() for path in sorted(root.rglob("*")) if path.is_file()}
+
+
+class S3Server:
+    """A local S3-compatible server (moto's server mode) in a subprocess of the tests,
+    on a free port of 127.0.0.1; stopped by stop(), which only touches this process."""
+
+    def __init__(self, log_path: Path):
+        self.log_path = log_path
+        self.process = None
+        self.endpoint_url = ""
+
+    def start(self, timeout: float = 60) -> "S3Server":
+        import socket
+        import subprocess
+        import sys
+        import time
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        self.endpoint_url = f"http://127.0.0.1:{port}"
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the S3 server exited: {self.log_path.read_text()[-2000:]}")
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+                return self
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"the S3 server did not listen within {timeout} s")
+
+    def new_bucket(self) -> str:
+        """A fresh bucket; returns the BONEAGE_FILES_URL of a prefix in it."""
+        import boto3
+
+        name = f"boneage-{uuid.uuid4().hex[:12]}"
+        boto3.client("s3", endpoint_url=self.endpoint_url).create_bucket(Bucket=name)
+        return f"s3://{name}/files"
+
+    def objects(self, files_url: str) -> dict[str, bytes]:
+        return self.objects_at(files_url, self.endpoint_url)
+
+    @staticmethod
+    def objects_at(files_url: str, endpoint_url: str) -> dict[str, bytes]:
+        """Every object under a BONEAGE_FILES_URL, by its key relative to the prefix."""
+        import boto3
+
+        bucket, prefix = files_url.removeprefix("s3://").split("/", 1)
+        client = boto3.client("s3", endpoint_url=endpoint_url)
+        listing = client.list_objects_v2(Bucket=bucket, Prefix=prefix + "/").get("Contents", [])
+        return {item["Key"].removeprefix(prefix + "/"): client.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
+                for item in listing}
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except Exception:  # noqa: BLE001
+                self.process.kill()
+                self.process.wait(10)

@@ -12,7 +12,7 @@ from flask import Flask, jsonify
 from sqlalchemy import text
 
 from core.settings import Settings
-from db.files import FileStore
+from db.files import open_file_store
 from db.session import get_engine, unit_of_work_factory
 from services.queue import CeleryTaskQueue, make_celery
 from web.dependencies import Dependencies
@@ -38,7 +38,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["boneage"] = Dependencies(
         settings=settings,
         uow=unit_of_work_factory(settings.database_url),
-        files=FileStore(settings.files_dir),
+        files=open_file_store(settings),
         queue=CeleryTaskQueue(celery, settings),
     )
 

@@ -82,10 +82,12 @@ def heatmap(assessment_id: str):
                                    "retention policy; the results are kept.")
         if not assessment.heatmap_path:
             abort(404, description=f"There is no heatmap for this assessment (status: {assessment.status}).")
-        path = deps().files.path(assessment.heatmap_path)
-    if not path.is_file():
+        relative = assessment.heatmap_path
+    try:
+        png = deps().files.read(relative)
+    except FileNotFoundError:
         abort(404, description="The heatmap file is missing from the file store.")
-    return send_file(path, mimetype="image/png", max_age=3600)
+    return send_file(io.BytesIO(png), mimetype="image/png", max_age=3600, etag=relative)
 
 
 @bp.get("/assessments/<assessment_id>/image.png")
@@ -101,12 +103,12 @@ def image(assessment_id: str):
     if deleted_at is not None:
         abort(404, description=f"The radiograph was deleted on {deleted_at:%Y-%m-%d} under the retention policy; "
                                "the results are kept.")
-    files = deps().files
-    if not files.exists(relative):
+    try:
+        data = deps().files.read(relative)
+    except FileNotFoundError:
         abort(404, description="The uploaded image is missing from the file store.")
-    if relative.endswith(".png"):
-        return send_file(files.path(relative), mimetype="image/png", max_age=3600)
-    return send_file(io.BytesIO(_to_png(files.read(relative))), mimetype="image/png", max_age=3600)
+    png = data if relative.endswith(".png") else _to_png(data)
+    return send_file(io.BytesIO(png), mimetype="image/png", max_age=3600, etag=relative)
 
 
 @bp.post("/dicom/tags")

@@ -4,6 +4,7 @@ registry (metrics side by side, promote, roll back, activation history)."""
 
 from __future__ import annotations
 
+import io
 import re
 
 from flask import Blueprint, Response, abort, redirect, render_template, request, send_file, url_for
@@ -106,10 +107,11 @@ def report_file(job_id: str, name: str):
     if not REPORT_FILE.match(name):
         abort(404)
     _, job = _job(job_id)
-    path = deps().files.path(f"{job.out_dir}/report/{name}")
-    if not path.is_file():
+    try:
+        data = deps().files.read(f"{job.out_dir}/report/{name}")
+    except FileNotFoundError:
         abort(404, description="This report file does not exist (yet).")
-    return send_file(path, mimetype=MIME[name.rsplit(".", 1)[1]], max_age=60)
+    return send_file(io.BytesIO(data), mimetype=MIME[name.rsplit(".", 1)[1]], max_age=60)
 
 
 @bp.post("/training/jobs/<job_id>/cancel")

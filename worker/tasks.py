@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 from functools import lru_cache
 
-from db.files import FileStore
+from db.files import open_file_store
 from db.session import unit_of_work_factory
 from services.assessments import run_assessment
 from services.audits import run_scheduled_audit
@@ -29,7 +29,7 @@ def _uow():
 
 @celery.task(name=ASSESS_TASK)
 def assess(assessment_id: str) -> str:
-    return run_assessment(assessment_id, uow=_uow(), files=FileStore(settings.files_dir), predictors=predictors,
+    return run_assessment(assessment_id, uow=_uow(), files=open_file_store(settings), predictors=predictors,
                           lease=timedelta(seconds=settings.assessment_lease_s),
                           batch_size=settings.batch_size, batch_wait_s=settings.batch_wait_s)
 
@@ -49,7 +49,7 @@ def delete_expired() -> list[str]:
     """Delete the images of studies older than the retention period (the numbers stay)."""
     if not settings.retention_days:
         return []
-    return delete_expired_images(uow=_uow(), files=FileStore(settings.files_dir),
+    return delete_expired_images(uow=_uow(), files=open_file_store(settings),
                                  retention=timedelta(days=settings.retention_days))
 
 
@@ -57,7 +57,7 @@ def delete_expired() -> list[str]:
 def audit(window_days: int | None = None) -> str | None:
     """The scheduled audit of the last whole days (services.audits), stored in the database;
     at most one run per window, however often it is triggered. Returns the run's id."""
-    run = run_scheduled_audit(uow=_uow(), files=FileStore(settings.files_dir),
+    run = run_scheduled_audit(uow=_uow(), files=open_file_store(settings),
                               window_days=window_days or settings.audit_window_days)
     return run.id if run else None
 
@@ -68,4 +68,4 @@ def audit(window_days: int | None = None) -> str | None:
 def train(job_id: str) -> str:
     return run_training_job(job_id, uow=_uow(), files_dir=settings.files_dir, data_root=settings.datasets_dir,
                             model_dir=settings.model_dir, heartbeat_s=settings.training_heartbeat_s,
-                            stale_s=settings.training_stale_s)
+                            stale_s=settings.training_stale_s, files=open_file_store(settings))

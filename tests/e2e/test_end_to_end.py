@@ -22,7 +22,7 @@ from PIL import Image
 import migrations
 from helpers import authed_client, RSNA_SAMPLE, fresh_postgres_schema, make_settings, register
 from core.hashing import sha256_hex
-from db.files import derived_path
+from db.files import derived_path, open_file_store
 from core.model_identity import SYNTHETIC_LABEL, model_name
 from db.session import unit_of_work_factory
 from web import create_app
@@ -44,7 +44,7 @@ class Stack:
             return row, model
 
 
-@pytest.fixture(scope="module", params=["postgres+redis", "embedded"])
+@pytest.fixture(scope="module", params=["postgres+redis", "embedded", "postgres+redis+s3"])
 def stack(request, tmp_path_factory, tiny_model, start_worker):
     root = tmp_path_factory.mktemp(request.param.replace("+", "-"))
     if request.param == "embedded":
@@ -53,12 +53,19 @@ def stack(request, tmp_path_factory, tiny_model, start_worker):
         postgres_url = request.getfixturevalue("postgres_module_url")
         redis_url = request.getfixturevalue("redis_url")
         suffix = uuid.uuid4().hex[:8]
+        # +s3: the file store is a bucket on an S3 server (moto's server mode), as for web
+        # servers and workers on machines that share no disk.
+        s3 = {}
+        if request.param.endswith("+s3"):
+            server = request.getfixturevalue("s3_server")
+            s3 = {"BONEAGE_FILES_URL": server.new_bucket(), "BONEAGE_S3_ENDPOINT_URL": server.endpoint_url}
         settings = make_settings(
             root,
             DATABASE_URL=postgres_url,
             BROKER_URL=redis_url,
             BONEAGE_INFERENCE_QUEUE=f"inference_{suffix}",
             BONEAGE_CPU_QUEUE=f"cpu_{suffix}",
+            **s3,
         )
     migrations.upgrade(settings.database_url)
     register(settings, tiny_model)
@@ -110,7 +117,7 @@ def assert_matches_direct_prediction(stack, assessment_id, image_bytes, sex, pre
     assert model.name == model_name("demo", registered_sha256) == f"demo-{registered_sha256[:8]}"
     assert row.inference_seconds > 0 and row.queue_wait_seconds >= 0
 
-    stored = np.asarray(Image.open(stack.settings.files_dir / row.heatmap_path).convert("RGB"), dtype=np.int16)
+    stored = rgb(open_file_store(stack.settings).read(row.heatmap_path))
     direct = np.asarray(Image.open(io.BytesIO(expected.overlay_png)).convert("RGB"), dtype=np.int16)
     assert stored.shape == direct.shape
     assert np.abs(stored - direct).mean() < 1.0, "heatmap differs from the direct Grad-CAM"
@@ -222,9 +229,7 @@ def test_corrupt_stored_file_fails_in_the_worker_with_the_reason(stack, syntheti
     # made at submission) is damaged: the store is content-addressed, so damage the file
     # at the working copy's address first.
     digest = sha256_hex(image)
-    damaged = stack.settings.files_dir / derived_path("working", digest)
-    damaged.parent.mkdir(parents=True, exist_ok=True)
-    damaged.write_bytes(image[: len(image) // 3])
+    open_file_store(stack.settings).write(derived_path("working", digest), image[: len(image) // 3])
 
     response = stack.client.post(
         "/api/v1/assessments",
@@ -238,6 +243,33 @@ def test_corrupt_stored_file_fails_in_the_worker_with_the_reason(stack, syntheti
     page = stack.client.get(body["page_url"]).get_data(as_text=True)
     assert 'id="failure-reason"' in page and "stored image could not be read" in page
     assert "Traceback" not in page and "Traceback" not in body["error"]
+
+
+def test_files_are_kept_in_the_store_the_settings_name(stack, synthetic_dataset, wait_finished):
+    """Uploads, working and display copies and heatmaps go to the bucket when
+    BONEAGE_FILES_URL names one (nothing of them on the local disk), else to the folder."""
+    image = synthetic_png(synthetic_dataset, 3)
+    response = stack.client.post("/api/v1/assessments", data={"image": (io.BytesIO(image), "hand.png"), "sex": "M"},
+                                 content_type="multipart/form-data")
+    assert response.status_code == 202
+    body = wait_finished(stack.client, response.get_json()["id"])
+    assert body["status"] == "succeeded", body["error"]
+    row, _ = stack.row(body["id"])
+    paths = [row.image_path, row.working_image_path, row.display_image_path, row.heatmap_path]
+    local = stack.settings.files_dir
+    if stack.settings.files_url:
+        from helpers import S3Server
+
+        objects = S3Server.objects_at(stack.settings.files_url, stack.settings.s3_endpoint_url)
+        assert all(path in objects for path in paths), sorted(objects)
+        assert objects[row.image_path] == image
+        assert not [p for kind in ("uploads", "working", "display", "heatmaps") for p in (local / kind).rglob("*")
+                    if p.is_file()]
+    else:
+        assert all((local / path).is_file() for path in paths)
+        assert (local / row.image_path).read_bytes() == image
+    assert stack.client.get(body["image_url"]).status_code == 200
+    assert stack.client.get(body["result"]["heatmap_url"]).status_code == 200
 
 
 def test_audit_task_runs_on_the_cpu_queue(stack, wait_finished):

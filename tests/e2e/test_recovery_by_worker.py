@@ -10,7 +10,7 @@ import pytest
 
 import migrations
 from core.status import JobStatus
-from db.files import FileStore
+from db.files import open_file_store
 from db.models import Assessment, utcnow
 from db.session import unit_of_work_factory
 from helpers import make_png, make_settings, register
@@ -36,7 +36,7 @@ def test_jobs_without_a_message_are_recovered_when_a_worker_starts(tmp_path, tin
     migrations.upgrade(settings.database_url)
     register(settings, tiny_model)
     uow_factory = unit_of_work_factory(settings.database_url)
-    files = FileStore(settings.files_dir)
+    files = open_file_store(settings)
     long_ago = utcnow() - timedelta(minutes=1)
     with uow_factory() as uow:
         sha, path = files.put_upload(make_png(128))

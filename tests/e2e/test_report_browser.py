@@ -176,12 +176,12 @@ def test_a_tall_film_and_long_texts_still_print_on_one_page(served_app, browser,
     tall as wide, the longest reference the form allows, a long model label, a delayed
     reading with both SD limits crossed, and two earlier studies."""
     from core.status import JobStatus
-    from db.files import FileStore
+    from db.files import open_file_store
     from db.models import Assessment, ModelVersion, utcnow
     from db.session import unit_of_work_factory
 
     base, settings = served_app
-    files = FileStore(settings.files_dir)
+    files = open_file_store(settings)
     sha, upload = files.put_upload(tall_png(300, 600, "L"))
     reference = "LONG-REFERENCE " + "X" * 49  # 64 characters, the most the form takes
     uow_factory = unit_of_work_factory(settings.database_url)

@@ -10,7 +10,7 @@ import csv
 import pytest
 
 import migrations
-from db.files import FileStore
+from db.files import open_file_store
 from db.session import unit_of_work_factory
 from helpers import make_settings, register
 from services.audits import remove_synthetic
@@ -25,7 +25,7 @@ def test_demo_history_is_synthetic_audited_exportable_and_removable(tmp_path, ti
     settings = make_settings(tmp_path)
     migrations.upgrade(settings.database_url)
     register(settings, tiny_model)
-    uow, files = unit_of_work_factory(settings.database_url), FileStore(settings.files_dir)
+    uow, files = unit_of_work_factory(settings.database_url), open_file_store(settings)
     plan = DemoPlan(weeks=2, per_week=8, shift_week=1, image_size=96)
     runs = fill_demo_history(plan, uow=uow, files=files, predictors=PredictorCache(device="cpu"), say=lambda _: None)
     assert len(runs) == 2

@@ -16,7 +16,7 @@ import pytest
 from openapi_schema_validator import OAS30Validator
 
 from core.status import JobStatus
-from db.files import FileStore
+from db.files import open_file_store
 from db.models import ModelVersion
 from db.session import unit_of_work_factory
 from openapi_contract import api_document, check_body, check_response, contract_checked
@@ -50,7 +50,7 @@ def submit(client, png_bytes, **form) -> str:
 
 def succeed(settings, assessment_id: str, *, heatmap_png: bytes | None = None, bone_age_months: float = 121.34) -> None:
     """What a worker records for a successful run."""
-    heatmap_path = FileStore(settings.files_dir).put_heatmap(f"{assessment_id}-1", heatmap_png) if heatmap_png else None
+    heatmap_path = open_file_store(settings).put_heatmap(f"{assessment_id}-1", heatmap_png) if heatmap_png else None
     with unit_of_work_factory(settings.database_url)() as uow:
         model = uow.models.get_by_name("demo-0123abcd") or uow.models.add(
             ModelVersion(name="demo-0123abcd", recipe="demo", checkpoint_path="demo.pt",

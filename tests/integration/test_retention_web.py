@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from core.status import JobStatus
-from db.files import FileStore
+from db.files import open_file_store
 from db.models import utcnow
 from db.session import unit_of_work_factory
 from helpers import authed_client, make_png
@@ -30,7 +30,7 @@ def test_expired_images_are_deleted_and_the_api_says_why(settings):
                            content_type="multipart/form-data")
     assessment_id = response.get_json()["id"]
     uow = unit_of_work_factory(settings.database_url)
-    files = FileStore(settings.files_dir)
+    files = open_file_store(settings)
     long_ago = utcnow() - timedelta(days=40)
     with uow() as work:
         attempt = work.assessments.claim(work.assessments.get(assessment_id), now=long_ago, stale_before=long_ago)
