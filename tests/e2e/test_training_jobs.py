@@ -1,6 +1,7 @@
 """Training jobs through the service with real parts (issue 7): a real `training` worker
 process (`boneage worker --queues training`) beside a real inference worker, never
-eager, on PostgreSQL + Redis and in embedded mode (SQLite + filesystem transport).
+eager, on PostgreSQL + Redis and in embedded mode (SQLite + filesystem transport), and
+once with the file store in an S3 bucket (moto's server, started by the tests).
 
 - a short job goes queued -> running -> succeeded; its epoch rows are read while it
   still runs; the report is stored; a version is registered, not active;
@@ -23,7 +24,7 @@ import pytest
 
 import migrations
 from db.session import unit_of_work_factory
-from helpers import authed_client, WorkerProcess, fresh_postgres_schema, make_png, make_settings, register, wait_until_finished
+from helpers import S3Server, authed_client, WorkerProcess, fresh_postgres_schema, make_png, make_settings, register, wait_until_finished
 from integration.openapi_contract import contract_checked
 from web import create_app
 
@@ -75,6 +76,9 @@ def _settings(request, root, **env):
     postgres_url = request.getfixturevalue("training_postgres_url")
     redis_url = request.getfixturevalue("redis_url")
     suffix = uuid.uuid4().hex[:8]
+    if request.param.endswith("+s3"):  # the file store in a bucket (the training scratch stays local)
+        server = request.getfixturevalue("s3_server")
+        env.update(BONEAGE_FILES_URL=server.new_bucket(), BONEAGE_S3_ENDPOINT_URL=server.endpoint_url)
     return make_settings(root, DATABASE_URL=postgres_url, BROKER_URL=redis_url,
                          BONEAGE_INFERENCE_QUEUE=f"inference_{suffix}", BONEAGE_CPU_QUEUE=f"cpu_{suffix}",
                          BONEAGE_TRAINING_QUEUE=f"training_{suffix}", **env)
@@ -121,7 +125,7 @@ def _model_name_of(assessment: dict) -> str:
     return assessment["result"]["model"]["name"]
 
 
-@pytest.mark.parametrize("stack", ["postgres+redis", "embedded"], indirect=True)
+@pytest.mark.parametrize("stack", ["postgres+redis", "embedded", "postgres+redis+s3"], indirect=True)
 def test_training_job_succeeds_registers_and_is_promoted_then_rolled_back(stack):
     serving = stack.client.get("/api/v1/models").get_json()["models"][0]["name"]
     job_id = stack.queue(dataset="tiny", recipe="demo", epochs=3, image_size=64)
@@ -140,7 +144,11 @@ def test_training_job_succeeds_registers_and_is_promoted_then_rolled_back(stack)
     assert comparison["n"] > 0 and comparison["candidate_mae"] > 0 and comparison["baseline_mae"] > 0
     report_dir = stack.settings.training_runs_dir / job_id / "report"
     assert (report_dir / "report.md").is_file() and (report_dir / "metrics.json").is_file()
-    assert stack.client.get(f"/training/jobs/{job_id}/report/scatter.png").status_code == 200
+    if stack.settings.files_url:  # published into the bucket, where the web reads it
+        objects = S3Server.objects_at(stack.settings.files_url, stack.settings.s3_endpoint_url)
+        assert objects[f"training/{job_id}/report/report.md"] == (report_dir / "report.md").read_bytes()
+    scatter = stack.client.get(f"/training/jobs/{job_id}/report/scatter.png")
+    assert scatter.status_code == 200 and scatter.data == (report_dir / "scatter.png").read_bytes()
     assert (stack.settings.training_runs_dir / job_id / "last.pt").is_file()
 
     candidate = done["model"]
