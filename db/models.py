@@ -106,6 +106,17 @@ class Assessment(Base):
         CheckConstraint(f"status IN {STATUS_VALUES!r}", name="status_valid"),
         CheckConstraint("sex IN ('M', 'F')", name="sex_valid"),
         Index("ix_assessments_created_at", "created_at"),
+        # The queue's queries (migration 0010; docs/scaling.md): claiming a batch and the
+        # recovery sweep read only unfinished rows, retention only rows whose images are
+        # kept, so they stay fast as finished studies pile up.
+        Index("ix_assessments_unfinished", "created_at",
+              postgresql_where=text("status IN ('queued', 'running')"),
+              sqlite_where=text("status IN ('queued', 'running')")),
+        Index("ix_assessments_images_kept", "finished_at",
+              postgresql_where=text("images_deleted_at IS NULL"), sqlite_where=text("images_deleted_at IS NULL")),
+        Index("ix_assessments_image_path", "image_path"),
+        Index("ix_assessments_reference", "reference", "sex",
+              postgresql_where=text("reference IS NOT NULL"), sqlite_where=text("reference IS NOT NULL")),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: uuid.uuid4().hex)
