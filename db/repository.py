@@ -57,17 +57,17 @@ class AssessmentRepository:
         exactly one of two racing claims win."""
         if limit <= 0:
             return []
+        # The rows themselves in the one locking query (not their ids, then one SELECT each).
         candidates = self.session.scalars(
-            select(Assessment.id)
+            select(Assessment)
             .where(Assessment.status == JobStatus.QUEUED, Assessment.id.not_in(list(exclude)))
             .order_by(Assessment.created_at)
             .limit(limit)
-            .with_for_update(skip_locked=True)
+            .with_for_update(skip_locked=True, of=Assessment)  # not the joined model_version row
         ).all()
         claimed = []
-        for assessment_id in candidates:
-            assessment = self.get(assessment_id)
-            attempt = self.claim(assessment, now=now, stale_before=None) if assessment is not None else None
+        for assessment in candidates:
+            attempt = self.claim(assessment, now=now, stale_before=None)
             if attempt is not None:
                 claimed.append((assessment, attempt))
         return claimed
