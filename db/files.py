@@ -16,6 +16,7 @@ prefix), so the store can move without rewriting rows.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from abc import ABC, abstractmethod
@@ -27,6 +28,11 @@ from core.atomic import write_bytes_atomic
 from core.hashing import sha256_hex
 from core.imageio import sniff_suffix
 from core.working_image import upload_is_display_size
+
+
+class FileStoreUnavailable(Exception):
+    """The store cannot be reached or refused for a while (an S3 server down, throttling,
+    a 5xx): nothing is wrong with the file; try again later."""
 
 
 def derived_path(kind: str, sha256: str) -> str:
@@ -129,7 +135,9 @@ class LocalFileStore(FileStore):
 
 
 class S3FileStore(FileStore):
-    """An S3-compatible bucket, through boto3: one object per file (a PUT is atomic)."""
+    """An S3-compatible bucket, through boto3: one object per file (a PUT is atomic).
+    A server that cannot be reached, or answers 5xx / throttles after boto3's own retries,
+    raises FileStoreUnavailable."""
 
     def __init__(self, url: str, endpoint_url: str | None = None, client=None):
         parsed = urlparse(url)
@@ -139,8 +147,11 @@ class S3FileStore(FileStore):
         self.prefix = parsed.path.strip("/")
         if client is None:
             import boto3
+            from botocore.config import Config
 
-            client = boto3.client("s3", endpoint_url=endpoint_url or None)
+            # Short connect timeout and a few retries: a web request waits seconds, not minutes.
+            config = Config(connect_timeout=5, read_timeout=30, retries={"max_attempts": 3, "mode": "standard"})
+            client = boto3.client("s3", endpoint_url=endpoint_url or None, config=config)
         self.client = client
 
     def key(self, relative: str) -> str:
@@ -148,27 +159,45 @@ class S3FileStore(FileStore):
         return f"{self.prefix}/{relative}" if self.prefix else relative
 
     def write(self, relative: str, data: bytes) -> None:
-        self.client.put_object(Bucket=self.bucket, Key=self.key(relative), Body=data)
+        with self._reachable():
+            self.client.put_object(Bucket=self.bucket, Key=self.key(relative), Body=data)
 
     def read(self, relative: str) -> bytes:
-        try:
-            return self.client.get_object(Bucket=self.bucket, Key=self.key(relative))["Body"].read()
-        except self.client.exceptions.NoSuchKey:
-            raise FileNotFoundError(f"{relative} is not in s3://{self.bucket}/{self.prefix}") from None
+        with self._reachable():
+            try:
+                return self.client.get_object(Bucket=self.bucket, Key=self.key(relative))["Body"].read()
+            except self.client.exceptions.NoSuchKey:
+                raise FileNotFoundError(f"{relative} is not in s3://{self.bucket}/{self.prefix}") from None
 
     def exists(self, relative: str) -> bool:
         from botocore.exceptions import ClientError
 
-        try:
-            self.client.head_object(Bucket=self.bucket, Key=self.key(relative))
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-                return False
-            raise
+        with self._reachable():
+            try:
+                self.client.head_object(Bucket=self.bucket, Key=self.key(relative))
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                    return False
+                raise
         return True
 
     def delete(self, relative: str) -> None:
-        self.client.delete_object(Bucket=self.bucket, Key=self.key(relative))
+        with self._reachable():
+            self.client.delete_object(Bucket=self.bucket, Key=self.key(relative))
+
+    @contextlib.contextmanager
+    def _reachable(self):
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            yield
+        except ClientError as exc:
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+            if status >= 500 or exc.response.get("Error", {}).get("Code") in ("SlowDown", "Throttling"):
+                raise FileStoreUnavailable(f"the file store s3://{self.bucket} answered {status}: {exc}") from exc
+            raise
+        except BotoCoreError as exc:  # connection refused or timed out, DNS, a closed connection
+            raise FileStoreUnavailable(f"the file store s3://{self.bucket} cannot be reached: {exc}") from exc
 
 
 def open_file_store(settings) -> FileStore:

@@ -27,6 +27,7 @@ from core.imageio import ImageDecodeError, decode_image
 from core.status import JobStatus
 from core.submission import Submission
 from core.working_image import make_working_image, read_working_image
+from db.files import FileStoreUnavailable
 from db.models import Assessment
 from services.predictors import ActiveModel, PredictorProvider
 
@@ -173,6 +174,9 @@ def _run_batch(jobs: list[_Job], *, uow, files, predictors: PredictorProvider, c
         return {job.id: _fail(uow, job.id, job.attempt, reason, clock) for job in jobs}
 
     ready = []
+    # The database or the file store went away: those jobs stay this attempt's until the
+    # lease runs out and the recovery sweep runs them again (up to BONEAGE_MAX_ATTEMPTS).
+    errors = []
     for job in jobs:
         try:
             data, job.image = _stored_image(files, job.image_path, job.working_path)
@@ -181,10 +185,12 @@ def _run_batch(jobs: list[_Job], *, uow, files, predictors: PredictorProvider, c
                 log.info("assessment %s: image rejected (%s)", job.id, rejection.code)
                 raise JobFailed(f"The image was not assessed: {rejection.reason}")
             ready.append(job)
+        except FileStoreUnavailable as exc:
+            log.warning("assessment %s: %s; it will be run again", job.id, exc)
+            errors.append(exc)
         except Exception as exc:  # noqa: BLE001 - this image alone fails
             outcomes[job.id] = _fail(uow, job.id, job.attempt, _reason(exc, f"assessment {job.id} failed"), clock)
 
-    errors = []
     for job, prediction in zip(ready, _predict(predictor, ready)):
         try:
             if isinstance(prediction, Exception):
@@ -245,6 +251,8 @@ def _finish(job: _Job, prediction, model: ActiveModel, *, uow, files, clock) -> 
     if prediction.overlay_png:
         try:
             heatmap_path = files.put_heatmap(f"{assessment_id}-{attempt}", prediction.overlay_png)
+        except FileStoreUnavailable:
+            raise  # for a while only: run again later (_run_batch)
         except Exception as exc:  # noqa: BLE001 - the file store refused it: this job fails
             raise JobFailed(_reason(exc, f"assessment {assessment_id}: the heatmap could not be stored")) from None
     try:

@@ -9,6 +9,7 @@ from flask import Flask, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException, InternalServerError, RequestEntityTooLarge
 
 from core.submission import InvalidSubmission
+from db.files import FileStoreUnavailable
 from db.session import DATABASE_UNAVAILABLE
 from web.schemas import ErrorSchema
 
@@ -16,6 +17,8 @@ log = logging.getLogger(__name__)
 
 UNEXPECTED_MESSAGE = "Something went wrong on the server. The error was logged; please try again later."
 UNAVAILABLE_MESSAGE = "The service is briefly unavailable (its database cannot be reached). Please try again in a few seconds."
+FILES_UNAVAILABLE_MESSAGE = ("The service is briefly unavailable (its file store cannot be reached). "
+                             "Please try again in a few seconds.")
 RETRY_AFTER_S = 5  # the Retry-After of a 503: about how long a database restart takes
 
 
@@ -25,6 +28,7 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(HTTPException, http_error)
     for error in DATABASE_UNAVAILABLE:
         app.register_error_handler(error, database_unavailable)
+    app.register_error_handler(FileStoreUnavailable, file_store_unavailable)
     app.register_error_handler(Exception, unexpected)
 
 
@@ -58,11 +62,22 @@ def database_unavailable(exc: Exception):
     (a submission whose row was not committed left nothing behind; one that was is
     queued or will be found by the recovery sweep)."""
     log.warning("database unavailable on %s %s: %s", request.method, request.path, str(exc).splitlines()[0][:300])
+    return _unavailable(UNAVAILABLE_MESSAGE)
+
+
+def file_store_unavailable(exc: FileStoreUnavailable):
+    """The S3 store cannot be reached: 503 with Retry-After. A submission stores its files
+    before its row, so one refused here left no row and queued nothing."""
+    log.warning("file store unavailable on %s %s: %s", request.method, request.path, str(exc)[:300])
+    return _unavailable(FILES_UNAVAILABLE_MESSAGE)
+
+
+def _unavailable(message: str):
     headers = {"Retry-After": str(RETRY_AFTER_S)}
     if _wants_json():
-        response, status = _json_error(UNAVAILABLE_MESSAGE, 503)
+        response, status = _json_error(message, 503)
         return response, status, headers
-    page = render_template("error.html", code=503, title="Service Unavailable", message=UNAVAILABLE_MESSAGE)
+    page = render_template("error.html", code=503, title="Service Unavailable", message=message)
     return page, 503, headers
 
 
