@@ -3,9 +3,9 @@
 In eval mode a BatchNorm2d is a fixed per-channel scale and shift, so it can be
 merged into the weights and bias of the convolution that feeds it: the network then
 computes the same function (to float rounding) with 20 fewer layers, each a full pass
-over its activations. On a CPU that is about a fifth more forward passes per second
-(docs/benchmarks.md). Training keeps the unfolded model: folding is only for a
-model that will not learn any more.
+over its activations. In float32 on a CPU that is 6-17% more forward passes per second;
+under bfloat16 autocast, nothing (docs/benchmarks.md, "Batch normalisation folded").
+Training keeps the unfolded model: folding is only for a model that will not learn any more.
 """
 
 from __future__ import annotations
