@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from core.status import JobStatus
 from core.submission import Submission
+from db.files import FileStoreUnavailable
 from db.models import ModelVersion
 from helpers import make_png
 from services.assessments import run_assessment, submit_assessment
@@ -146,3 +149,40 @@ def test_batch_size_one_runs_only_its_own_job():
     run_assessment(ids[1], uow=uow, files=files, predictors=FakePredictors(predictor))
     assert [uow.assessments.get(i).status for i in ids] == [JobStatus.QUEUED, JobStatus.SUCCEEDED, JobStatus.QUEUED]
     assert predictor.calls == [(1, ["F"], True)]
+
+
+class _UnreachableFiles(FakeFiles):
+    """A store that went away after the submissions (db.files.FileStoreUnavailable)."""
+
+    def __init__(self, stored: FakeFiles, fail_on: str):
+        super().__init__()
+        self.blobs = stored.blobs
+        self.fail_on = fail_on
+
+    def read(self, relative: str) -> bytes:
+        if self.fail_on == "read":
+            raise FileStoreUnavailable("the file store s3://b cannot be reached")
+        return super().read(relative)
+
+    def put_heatmap(self, name: str, png: bytes) -> str:
+        if self.fail_on == "write":
+            raise FileStoreUnavailable("the file store s3://b answered 503")
+        return super().put_heatmap(name, png)
+
+
+@pytest.mark.parametrize("fail_on", ["read", "write"])
+def test_an_unreachable_file_store_leaves_the_batch_to_be_run_again(fail_on):
+    uow, files, queue = _service()
+    ids = [_submit(uow, files, queue, make_png(seed=i)) for i in range(3)]
+    away = _UnreachableFiles(files, fail_on)
+    with pytest.raises(FileStoreUnavailable):
+        run_assessment(ids[0], uow=uow, files=away, predictors=FakePredictors(FakePredictor()), batch_size=3)
+    jobs = [uow.assessments.get(i) for i in ids]
+    # not failed: each stays its attempt's until the lease runs out and the sweep runs it again
+    assert [(j.status, j.attempts, j.error, j.heatmap_path) for j in jobs] == [(JobStatus.RUNNING, 1, None, None)] * 3
+    assert not [path for path in files.blobs if path.startswith("heatmaps/")]
+
+    # with the store back, the next attempt succeeds
+    later = uow.assessments.get(ids[0]).started_at + timedelta(seconds=400)
+    assert run_assessment(ids[0], uow=uow, files=files, predictors=FakePredictors(FakePredictor()),
+                          clock=lambda: later, batch_size=1) == JobStatus.SUCCEEDED
