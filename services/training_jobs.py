@@ -289,12 +289,13 @@ class TrainingTools:
         return cls(train=train, evaluate=evaluate, compare=compare_models, stopped=TrainingStopped)
 
 
-def run_training_job(job_id: str, *, uow, files_dir: Path, data_root: Path, model_dir: Path,
+def run_training_job(job_id: str, *, uow, files, files_dir: Path, data_root: Path, model_dir: Path,
                      heartbeat_s: float, stale_s: float, clock: Callable[[], datetime] = utcnow,
-                     tools: TrainingTools | None = None, threads: int | None = None, files=None) -> str:
+                     tools: TrainingTools | None = None, threads: int | None = None) -> str:
     """Run one training job in this worker; returns its status afterwards. It trains in
     files_dir/<job's out_dir> on this machine's disk; the evaluation report is then published
-    to `files` (the file store the web reads: db.files), when given and elsewhere."""
+    to `files`, the file store the web reads (db.files: nothing to copy when that is the
+    same folder)."""
     tools = tools or TrainingTools.real()  # imports torch: before the claim starts the heartbeat clock
     now = clock()
     with uow() as work:
@@ -347,12 +348,11 @@ def run_training_job(job_id: str, *, uow, files_dir: Path, data_root: Path, mode
 
 
 def _finish(job_id, attempt, checkpoint: Path, data_dir: Path, out_dir: Path, dataset_name: str, synthetic: bool,
-            *, uow, model_dir, tools: TrainingTools, clock, files=None, report_path: str = "") -> str:
+            *, uow, model_dir, tools: TrainingTools, clock, files, report_path: str) -> str:
     from services.model_registry import register_model
 
     report = tools.evaluate(checkpoint, data_dir, out_dir / "report", progress=False)
-    if files is not None:  # before the job is marked succeeded, so that its page finds the report
-        files.publish_dir(out_dir / "report", report_path)
+    files.publish_dir(out_dir / "report", report_path)  # before the job succeeds: its page shows the report
     with uow() as work:
         serving = work.models.active()
         serving = (serving.name, serving.checkpoint_path) if serving is not None else None

@@ -66,6 +66,6 @@ def audit(window_days: int | None = None) -> str | None:
 # detected by its stale heartbeat (crashed) and resumed on request, not redelivered.
 @celery.task(name=TRAIN_TASK, acks_late=False)
 def train(job_id: str) -> str:
-    return run_training_job(job_id, uow=_uow(), files_dir=settings.files_dir, data_root=settings.datasets_dir,
-                            model_dir=settings.model_dir, heartbeat_s=settings.training_heartbeat_s,
-                            stale_s=settings.training_stale_s, files=open_file_store(settings))
+    return run_training_job(job_id, uow=_uow(), files=open_file_store(settings), files_dir=settings.files_dir,
+                            data_root=settings.datasets_dir, model_dir=settings.model_dir,
+                            heartbeat_s=settings.training_heartbeat_s, stale_s=settings.training_stale_s)

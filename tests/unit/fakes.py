@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from core.hashing import sha256_hex
 from core.imageio import sniff_suffix
@@ -261,6 +262,11 @@ class FakeFiles:
 
     def delete(self, relative: str) -> None:
         self.blobs.pop(relative, None)
+
+    def publish_dir(self, local_dir, relative: str) -> None:
+        for path in sorted(Path(local_dir).rglob("*")):
+            if path.is_file():
+                self.blobs[f"{relative}/{path.relative_to(local_dir).as_posix()}"] = path.read_bytes()
 
 
 class FakeQueue:

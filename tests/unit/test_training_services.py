@@ -15,7 +15,7 @@ import pytest
 from core.errors import Conflict, NotFound, UserFacingError
 from core.training_status import TrainingStatus, can_transition
 from db.models import Dataset, ModelVersion
-from fakes import FakeQueue, FakeUnitOfWork
+from fakes import FakeFiles, FakeQueue, FakeUnitOfWork
 from services.promotion import activation_history, promote_model, rollback_model, served_between
 from services.training_jobs import (
     InvalidTrainingRequest,
@@ -114,6 +114,8 @@ def _tools(on_batch_hook=None, epochs=3, checkpoint_dir=None):
         return _checkpoint(Path(out_dir), b"new weights")
 
     def evaluate(checkpoint, data_dir, out_dir, progress):
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        (Path(out_dir) / "report.md").write_text("# evaluation")
         return {"n": 5, "regression": {"mae": 12.5, "rmse": 14.0, "r2": 0.5}}
 
     def compare(candidate, baseline, data_dir):
@@ -122,9 +124,10 @@ def _tools(on_batch_hook=None, epochs=3, checkpoint_dir=None):
     return TrainingTools(train=train, evaluate=evaluate, compare=compare, stopped=Stopped), calls
 
 
-def _run(uow, job_id, tmp_path, data_root, tools):
-    return run_training_job(job_id, uow=uow, files_dir=tmp_path / "files", data_root=data_root,
-                            model_dir=tmp_path / "models", heartbeat_s=60, stale_s=300, tools=tools)
+def _run(uow, job_id, tmp_path, data_root, tools, files=None):
+    return run_training_job(job_id, uow=uow, files=files or FakeFiles(), files_dir=tmp_path / "files",
+                            data_root=data_root, model_dir=tmp_path / "models", heartbeat_s=60, stale_s=300,
+                            tools=tools)
 
 
 def test_a_run_records_epochs_evaluates_compares_and_registers_not_active(uow, data_root, tmp_path):
@@ -132,8 +135,11 @@ def test_a_run_records_epochs_evaluates_compares_and_registers_not_active(uow, d
     job_id = queue_training_job(TrainingRequest(dataset="tiny", recipe="demo", epochs=3), uow=uow,
                                 queue=FakeQueue(), data_root=data_root)
     tools, calls = _tools()
-    assert _run(uow, job_id, tmp_path, data_root, tools) == "succeeded"
+    files = FakeFiles()
+    assert _run(uow, job_id, tmp_path, data_root, tools, files) == "succeeded"
     job = uow.training_jobs.get(job_id)
+    # the report written on the worker's disk is published into the store the web reads
+    assert files.blobs == {f"{job.out_dir}/report/report.md": b"# evaluation"}
     assert [e.epoch for e in uow.training_jobs.epochs(job_id)] == [1, 2, 3]
     assert job.epoch == 3 and job.total_epochs == 3 and job.attempts == 1
     assert calls["epochs"] == 3 and calls["resume"] is False and calls["data_dir"] == (data_root / "tiny").resolve()
