@@ -7,10 +7,12 @@ Each run is a subprocess training from random weights (`init random`) on one thr
 budget counts each process's CPU time, so runs side by side get the same compute however busy
 the machine is. Runs (--runs, comma-separated; NAME=RECIPE[:FIELD=VALUE...] adds a variant):
   seed-budget     the report's recipe given as many epochs as the budget allows
-  default         the project's recipe (hand crop, 160 px)
-  default-nocrop  ... on the whole film
+  default         the project's recipe (the whole film, 160 px)
+  default-crop    ... cut to the located hand
   default-224     ... at 224 px (and -256)
   default-lds     ... with label-distribution-smoothing weights
+  default-bmse    ... with balanced MSE instead of smooth L1 (training/balanced_mse.py)
+  default-progressive  ... with progressive resizing from 96 px
 Reported for each: held-out MAE, RMSE, R², MAE by sex and by true age band, CPU seconds used
 and their share of the budget, and the Grad-CAM mass inside the located hand's box on up to
 64 held-out images (with the box's share of the input, the mass a heatmap blind to the hand
@@ -41,10 +43,12 @@ import numpy as np
 RUNS = {
     "seed-budget": ("seed", {"epochs": 1000}),
     "default": ("default", {}),
-    "default-nocrop": ("default", {"crop": "none"}),
+    "default-crop": ("default", {"crop": "hand"}),
     "default-224": ("default", {"image_size": 224}),
     "default-256": ("default", {"image_size": 256}),
     "default-lds": ("default", {"sample_weighting": "lds"}),
+    "default-bmse": ("default", {"loss": "balanced_mse_z"}),
+    "default-progressive": ("default", {"progressive_from": 96}),
 }
 GRADCAM_IMAGES = 64
 

@@ -22,7 +22,10 @@ class Recipe:
     intensity: str = "percentile"  # "percentile" stretches 1st-99th percentile; "raw" keeps the file's values
     crop: str = "none"  # "hand": cut to the located hand (core/hand.py) before resizing; "none": the whole film
     use_sex: bool = True
-    loss: str = "smooth_l1_z"  # "smooth_l1_z" on the z-scored age; "mse_months" on raw months
+    # "smooth_l1_z" on the z-scored age; "mse_months" on raw months; "balanced_mse_z": balanced MSE on
+    # the z-scored age against the training ages' distribution (training/balanced_mse.py)
+    loss: str = "smooth_l1_z"
+    balanced_mse_sigma: float = 0.5  # balanced MSE's label noise, in SDs of the training ages
     optimizer: str = "adamw"  # "adamw" | "adam"
     lr: float = 2e-3
     weight_decay: float = 1e-4
@@ -35,6 +38,9 @@ class Recipe:
     precise_bn: bool = True  # re-estimate BatchNorm statistics on training images before each evaluation
     init: str = "imagenet"  # "imagenet" | "random" | a checkpoint path
     freeze_backbone: bool = False
+    # Progressive resizing: training images start at this many pixels and grow to image_size by
+    # three quarters of the schedule (evaluation is always at image_size); 0 = off
+    progressive_from: int = 0
     sample_weighting: str = "none"  # "lds": label-distribution-smoothing weights (training/sample_weights.py)
     # A monotone map from the prediction (after TTA) to months, fitted on the validation split at the
     # end of training (training/recalibration.py): "none" | "linear" | "linear-sex" | "isotonic"

@@ -23,6 +23,7 @@ from tqdm import tqdm
 from core.atomic import save_atomic
 from core.errors import UserFacingError
 from training.augment import augment, to_float
+from training.balanced_mse import balanced_mse
 from training.loader import device_batches
 from training.cache import load_image_array
 from training.inference import predict_months
@@ -38,6 +39,7 @@ from training.split import stratified_split
 EMA_DECAY = 0.998
 WARMUP_FRACTION = 0.05
 PRECISE_BN_IMAGES = 256
+PROGRESSIVE_FULL_AT = 0.75  # progressive resizing reaches the full size at this share of the schedule
 
 
 class TrainingDiverged(UserFacingError):
@@ -64,14 +66,21 @@ class TrainingCallback:
 
 
 def recipe_loss(recipe: Recipe, model, images: torch.Tensor, male: torch.Tensor, ages: torch.Tensor,
-                weights: torch.Tensor | None = None) -> torch.Tensor:
-    """The recipe's training loss: MSE on raw months (the seed) or smooth L1 on the z-scored age;
+                weights: torch.Tensor | None = None, prior_ages: torch.Tensor | None = None) -> torch.Tensor:
+    """The recipe's training loss: MSE on raw months (the seed), smooth L1 on the z-scored age, or
+    balanced MSE on the z-scored age against `prior_ages` (every training age, in months);
     `weights` (one per image, mean ~1) re-weight the images (the recipe's sample_weighting)."""
     if recipe.loss == "mse_months":
         per_image = F.mse_loss(model(images, male), ages, reduction="none")
     elif recipe.loss == "smooth_l1_z":
         z_target = (ages - model.target_mean) / model.target_std
         per_image = F.smooth_l1_loss(model.standardised(images, male), z_target, reduction="none")
+    elif recipe.loss == "balanced_mse_z":
+        if prior_ages is None:
+            raise ValueError("the balanced_mse_z loss needs the training ages (prior_ages)")
+        z_target = (ages - model.target_mean) / model.target_std
+        z_prior = (prior_ages - model.target_mean) / model.target_std
+        per_image = balanced_mse(model.standardised(images, male), z_target, z_prior, recipe.balanced_mse_sigma)
     else:
         raise ValueError(f"unknown loss {recipe.loss!r}")
     return per_image.mean() if weights is None else (per_image * weights).mean()
@@ -183,6 +192,7 @@ class Trainer:
 
         torch.manual_seed(seed)
         train_ages = data.part("train")[2]
+        self.prior_ages = torch.from_numpy(train_ages).to(self.device) if recipe.loss == "balanced_mse_z" else None
         self.model = build_model(recipe, float(train_ages.mean()), float(train_ages.std() or 1.0)).to(self.device)
         # On CUDA: channels-last, mixed precision (bfloat16 where the GPU has it, else float16 with
         # loss scaling) and batches from DataLoader workers (training/loader.py). On a CPU all of
@@ -250,7 +260,17 @@ class Trainer:
 
     # -- one epoch ----------------------------------------------------------------
     def _loss(self, images, male, ages, weights=None) -> torch.Tensor:
-        return recipe_loss(self.recipe, self.model, images, male, ages, weights)
+        return recipe_loss(self.recipe, self.model, images, male, ages, weights, self.prior_ages)
+
+    def training_image_size(self) -> int:
+        """The side of this step's training images: image_size, or under progressive resizing
+        from progressive_from growing linearly (in steps of 16 px) to image_size at three
+        quarters of the schedule, so the last quarter trains at the size the model is used at."""
+        full, start = self.recipe.image_size, self.recipe.progressive_from
+        if not start or start >= full:
+            return full
+        share = min(1.0, self.schedule_progress() / PROGRESSIVE_FULL_AT)
+        return min(full, int(round((start + (full - start) * share) / 16)) * 16)
 
     def train_one_epoch(self) -> float:
         self.model.train()
@@ -273,6 +293,9 @@ class Trainer:
                 continue
             x = (next(batches) if batches is not None else
                  augment(to_float(torch.from_numpy(images[idx])), self.recipe.augment, self.generator).to(self.device))
+            size = self.training_image_size()
+            if size != x.shape[-1]:
+                x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
             m = torch.from_numpy(male[idx]).to(self.device)
             y = torch.from_numpy(ages[idx]).to(self.device)
             for group in self.optimizer.param_groups:
