@@ -165,6 +165,10 @@ class Assessment(Base):
     # one), and short notes shown with the result (e.g. that the film was rotated).
     ood_score: Mapped[float | None] = mapped_column(Float)
     result_notes: Mapped[list | None] = mapped_column(JSON)
+    # The located hand as [left, top, right, bottom] shares of the heatmap's frame, and the share
+    # of the heatmap's mass inside it (migration 0011); null when no hand was found.
+    hand_box: Mapped[list | None] = mapped_column(JSON)
+    heatmap_in_hand: Mapped[float | None] = mapped_column(Float)
     model_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
     queue_wait_seconds: Mapped[float | None] = mapped_column(Float)
     inference_seconds: Mapped[float | None] = mapped_column(Float)

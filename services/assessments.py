@@ -236,6 +236,11 @@ def _reason(exc: Exception, what: str) -> str:
             "It was logged for the administrators.")
 
 
+def _hand_box(prediction) -> list[float] | None:
+    box = getattr(prediction, "hand_box", None)
+    return None if box is None else [round(float(v), 4) for v in box]
+
+
 def _finish(job: _Job, prediction, model: ActiveModel, *, uow, files, clock) -> str:
     """Write one prediction as the job's result (or its rejection by the model)."""
     # Set by the model's own image checks when present (training/predict.py).
@@ -270,6 +275,8 @@ def _finish(job: _Job, prediction, model: ActiveModel, *, uow, files, clock) -> 
                 interval_confidence=getattr(prediction, "interval_confidence", None),
                 ood_score=None if ood_score is None else float(ood_score),
                 result_notes=notes,
+                hand_box=_hand_box(prediction),
+                heatmap_in_hand=getattr(prediction, "heatmap_in_hand", None),
                 model_version_id=model.id,
                 inference_seconds=float(prediction.seconds),
                 error=None,

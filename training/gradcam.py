@@ -114,6 +114,16 @@ def overlay_png(image_uint8: np.ndarray, heatmap: np.ndarray, display_size: int 
     return encode_png(cv2.cvtColor(np.asarray(picture), cv2.COLOR_RGB2BGR), DISPLAY_PNG)
 
 
+def mass_in_box(heatmap: np.ndarray, box: tuple[float, float, float, float]) -> float:
+    """Share of the heatmap's mass inside a box given as (left, top, right, bottom) shares of it."""
+    height, width = heatmap.shape
+    left, top = int(round(box[0] * width)), int(round(box[1] * height))
+    right, bottom = int(round(box[2] * width)), int(round(box[3] * height))
+    mask = np.zeros(heatmap.shape, dtype=np.float32)
+    mask[top:bottom, left:right] = 1.0
+    return mass_in_mask(heatmap, mask)
+
+
 def mass_in_mask(heatmap: np.ndarray, mask: np.ndarray) -> float:
     """Share of the heatmap's mass inside a region mask (both (H, W)); the chance level
     is the mask's share of the image."""

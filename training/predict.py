@@ -17,14 +17,14 @@ import torch
 from core.hashing import file_sha256
 from core.model_identity import model_name
 from training.fusion import fold_batchnorm
-from training.gradcam import HeadGradCam, overlay_png
+from training.gradcam import HeadGradCam, mass_in_box, overlay_png
 from training.inference import ForwardPass, forward_with_features
 from training.intervals import IntervalModel
 from training.ood import REJECTION_REASON, SYNTHETIC_MODEL_HINT, OodModel
 from training.orientation import upright
 from training.model import default_device, model_from_checkpoint
 from training.precision import Precision
-from training.preprocess import Preprocessing, preprocess
+from training.preprocess import Preprocessing, hand_in_input, preprocess
 from training.recipes import Recipe
 from core.stages import normalise_sex, stage_for
 
@@ -51,6 +51,11 @@ class Prediction:
     # Why the image must not be assessed (the number above is then not to be shown), and its code.
     rejection: str | None = None
     rejection_code: str | None = None  # "unlike_training"
+    # Where the hand was found (core/hand.py), as (left, top, right, bottom) shares of the model's
+    # input square (the heatmap's frame), and the share of the heatmap's mass inside that box: a
+    # check that the estimate came from the hand (chance level: the box's area). None: no hand found.
+    hand_box: tuple[float, float, float, float] | None = None
+    heatmap_in_hand: float | None = None
 
 
 class Predictor:
@@ -124,6 +129,9 @@ class Predictor:
         ]
         for prediction, turn, score in zip(predictions, turned, scores):
             prediction.notes = [turn.note] if turn.note else []
+            prediction.hand_box = hand_in_input(turn.image, self.preprocessing)
+            if prediction.hand_box is not None and prediction.heatmap is not None:
+                prediction.heatmap_in_hand = round(mass_in_box(prediction.heatmap, prediction.hand_box), 4)
             if score is not None:
                 prediction.ood_score = round(float(score), 4)
                 if self.ood.rejected(score):

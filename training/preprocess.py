@@ -17,7 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from core.hand import locate_hand
+from core.hand import HandLocation, locate_hand
+from core.hand_memo import hand_location
 
 # torchvision's Resize(256) + CenterCrop(224): resize the shorter side to size * 256/224.
 RESIZE_CROP_RATIO = 256 / 224
@@ -38,7 +39,11 @@ class Preprocessing:
 def hand_square(gray: np.ndarray) -> tuple[int, int, int, int] | None:
     """The square (left, top, right, bottom) around the located hand with its margin, which may
     reach past the film's edges; None when no hand is found."""
-    location = locate_hand(gray)
+    return square_around(locate_hand(gray))
+
+
+def square_around(location: HandLocation) -> tuple[int, int, int, int] | None:
+    """hand_square from a location already found."""
     if not location.found:
         return None
     left, top, right, bottom = location.crop_box
@@ -46,6 +51,16 @@ def hand_square(gray: np.ndarray) -> tuple[int, int, int, int] | None:
     left -= (side - (right - left)) // 2
     top -= (side - (bottom - top)) // 2
     return left, top, left + side, top + side
+
+
+def hand_in_input(gray: np.ndarray, config: Preprocessing) -> tuple[float, float, float, float] | None:
+    """The located hand's box (core.hand_memo: found once per decoded film) as shares of the
+    model's input square (box_in_square); None when no hand is found."""
+    location = hand_location(gray)
+    if not location.found:
+        return None
+    region = square_around(location) if config.crop == "hand" else None
+    return box_in_square(location.box, np.shape(gray), config, region)
 
 
 def crop_region(gray: np.ndarray, config: Preprocessing) -> tuple[int, int, int, int] | None:
@@ -91,6 +106,37 @@ def preprocess_mask(mask: np.ndarray, config: Preprocessing, region=None) -> np.
     region: its image's crop_region (None for crop="none")."""
     image = Image.fromarray(_cut((mask > 0).astype(np.uint8), region) * 255, mode="L")
     return (np.asarray(_fit(image, config, Image.Resampling.NEAREST)) > 127).astype(np.float32)
+
+
+def box_in_square(box: tuple[int, int, int, int], image_shape: tuple[int, int], config: Preprocessing,
+                  region=None) -> tuple[float, float, float, float] | None:
+    """A box (left, top, right, bottom) in the film's pixels moved through the same geometry as
+    the film (crop, then resize) → the same box as shares (0-1) of the model's input square,
+    clipped to it; None when none of it is inside. region: the film's crop_region. The box that
+    preprocess_mask would give a filled box, without resampling a film-sized mask."""
+    left, top, right, bottom = (float(v) for v in box)
+    height, width = image_shape
+    if region is not None:
+        left, top, right, bottom = left - region[0], top - region[1], right - region[0], bottom - region[1]
+        width, height = region[2] - region[0], region[3] - region[1]
+    size = config.image_size
+    if config.resize_mode == "resize_crop":
+        shorter = round(size * RESIZE_CROP_RATIO)
+        scale = shorter / min(width, height)
+        new_w, new_h = max(size, round(width * scale)), max(size, round(height * scale))
+        offset_x, offset_y = -((new_w - size) // 2), -((new_h - size) // 2)
+    elif config.resize_mode == "letterbox":
+        scale = size / max(width, height)
+        new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
+        offset_x, offset_y = (size - new_w) // 2, (size - new_h) // 2
+    else:
+        raise ValueError(f"unknown resize mode {config.resize_mode!r}")
+    sx, sy = new_w / width, new_h / height
+    out = [min(max((v * s + o) / size, 0.0), 1.0) for v, s, o in
+           ((left, sx, offset_x), (top, sy, offset_y), (right, sx, offset_x), (bottom, sy, offset_y))]
+    if out[2] <= out[0] or out[3] <= out[1]:
+        return None
+    return out[0], out[1], out[2], out[3]
 
 
 def _fit(image: Image.Image, config: Preprocessing, resample) -> Image.Image:

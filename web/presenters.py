@@ -87,6 +87,18 @@ def comparison_json(assessment: Assessment) -> dict | None:
     }
 
 
+def hand_json(assessment: Assessment) -> dict | None:
+    """Where the hand was found in the heatmap's frame and how much of the heatmap lies on it."""
+    if not assessment.hand_box:
+        return None
+    left, top, right, bottom = assessment.hand_box
+    return {
+        "box": [left, top, right, bottom],
+        "box_area_share": round((right - left) * (bottom - top), 3),
+        "heatmap_share": round_or_none(assessment.heatmap_in_hand, 3),
+    }
+
+
 def assessment_json(assessment: Assessment) -> dict:
     result = None
     if assessment.status == JobStatus.SUCCEEDED:
@@ -102,6 +114,7 @@ def assessment_json(assessment: Assessment) -> dict:
             "comparison": comparison_json(assessment),
             "notes": list(assessment.result_notes or []),
             "ood_score": round_or_none(assessment.ood_score, 3),
+            "hand": hand_json(assessment),
             "growth_chart_url": url_for("growth_chart_api.growth_chart_svg", assessment_id=assessment.id),
             "report_url": url_for("pages.report", assessment_id=assessment.id),
             "timings": {

@@ -77,6 +77,23 @@ class TimingsSchema(Schema):
     inference_seconds = _always(fields.Float, nullable=True)
 
 
+class HandSchema(Schema):
+    """Where the hand was found (core/hand.py) in the frame of the heatmap overlay."""
+
+    box = _always(
+        fields.List, fields.Float(),
+        description="[left, top, right, bottom] of the hand's box as shares (0-1) of the heatmap overlay's "
+                    "width and height.",
+    )
+    box_area_share = _always(fields.Float, description="The box's share of the overlay's area: what a heatmap "
+                                                       "blind to the hand would put inside it.")
+    heatmap_share = _always(
+        fields.Float, nullable=True,
+        description="The share of the Grad-CAM heatmap's mass inside the box: well above box_area_share when the "
+                    "estimate came from the hand.",
+    )
+
+
 class ResultSchema(Schema):
     """What the model found; present when the job succeeded."""
 
@@ -103,6 +120,11 @@ class ResultSchema(Schema):
                     "training films' features divided by the model's threshold (the threshold and how it was "
                     'fitted are in the model\'s metadata, under "ood"). Higher means less like the films the model '
                     "was trained on; above 1 the image is refused. Null when the model has no OOD statistics.",
+    )
+    hand = _always(
+        fields.Nested, HandSchema, nullable=True,
+        description="Where the hand was found; null when the locator found none (or for studies assessed "
+                    "before it was stored).",
     )
     growth_chart_url = _always(fields.String, description="The growth chart (SVG): Greulich-Pyle band and the "
                                                           "child's series; its data at the URL without `.svg`.")

@@ -62,6 +62,14 @@ def test_submit_in_the_browser_and_see_the_heatmap(served_app, browser, syntheti
     page.wait_for_function("() => document.querySelector('#heatmap').complete")
     assert heatmap.evaluate("img => img.naturalWidth") > 0
     assert page.locator("#original").evaluate("img => img.naturalWidth") > 0
+    # The located hand is drawn over the heatmap, inside the image's rendered area.
+    hand_box = page.locator("#hand-box")
+    assert hand_box.is_visible()
+    image_area, box_area = heatmap.bounding_box(), hand_box.bounding_box()
+    assert box_area["width"] > 0.2 * image_area["width"] and box_area["height"] > 0.2 * image_area["height"]
+    assert image_area["x"] - 1 <= box_area["x"] and box_area["x"] + box_area["width"] <= image_area["x"] + image_area["width"] + 1
+    assert image_area["y"] - 1 <= box_area["y"] and box_area["y"] + box_area["height"] <= image_area["y"] + image_area["height"] + 1
+    assert "of the heatmap lies inside it" in page.locator("#hand-caption").inner_text()
 
     page.goto(served_app + "/assessments")
     assert "BROWSER-1" in page.locator("#assessments").inner_text()

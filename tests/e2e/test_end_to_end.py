@@ -116,6 +116,13 @@ def assert_matches_direct_prediction(stack, assessment_id, image_bytes, sex, pre
     assert model.checkpoint_sha256 == registered_sha256
     assert model.name == model_name("demo", registered_sha256) == f"demo-{registered_sha256[:8]}"
     assert row.inference_seconds > 0 and row.queue_wait_seconds >= 0
+    # Where the hand was found, in the heatmap's frame: the worker locates it on its working copy
+    # of the upload, the direct prediction on the decoded upload, so the two boxes agree to a pixel
+    # or two of the 256-px film the locator works on.
+    assert (row.hand_box is None) == (expected.hand_box is None)
+    if expected.hand_box is not None:
+        np.testing.assert_allclose(row.hand_box, expected.hand_box, atol=0.02)
+        assert row.heatmap_in_hand == pytest.approx(expected.heatmap_in_hand, abs=0.05)
 
     stored = rgb(open_file_store(stack.settings).read(row.heatmap_path))
     direct = np.asarray(Image.open(io.BytesIO(expected.overlay_png)).convert("RGB"), dtype=np.int16)
@@ -220,6 +227,11 @@ def test_api_submission_end_to_end(stack, synthetic_dataset, direct_predictor, t
     assert result["comparison"] is None
     assert result["model"]["not_for_clinical_use"] and result["model"]["label"] == SYNTHETIC_LABEL
     assert stack.client.get(result["heatmap_url"]).status_code == 200
+    assert result["hand"] is not None, "no hand found on the study"
+    assert result["hand"]["box"] == pytest.approx(row.hand_box, abs=1e-4)
+    assert 0.0 <= result["hand"]["heatmap_share"] <= 1.0
+    page = stack.client.get(body["page_url"]).get_data(as_text=True)
+    assert 'id="hand-box"' in page and 'id="hand-caption"' in page
     assert stack.worker.log().count("loading model") == 1, "the model must be loaded once per worker process"
 
 

@@ -58,3 +58,33 @@ def test_checkpoints_from_before_the_crop_mean_the_whole_film():
     old = {"image_size": 160, "resize_mode": "letterbox", "intensity": "percentile"}
     assert Preprocessing(**old).crop == "none"
     assert get_recipe("seed").crop == "none" and get_recipe("default").crop == "none"
+
+
+@pytest.mark.parametrize("crop", ["none", "hand"])
+def test_the_predictions_hand_box_is_the_hand_in_the_heatmaps_frame(synthetic_dataset, tmp_path, crop):
+    """Prediction.hand_box (stored and drawn over the heatmap on the result page) is the located
+    hand's box moved through the model's own preprocessing: it matches a filled box mask sent
+    through that geometry, for the whole film and for the hand crop; heatmap_in_hand is the
+    heatmap's mass inside it."""
+    from core.hand import locate_hand
+    from training.gradcam import mass_in_mask
+    from training.preprocess import preprocess_mask
+
+    recipe = get_recipe("default").with_overrides(image_size=SIZE, init="random", crop=crop)
+    metadata = {"recipe": recipe.to_dict(), "preprocessing": Preprocessing.from_recipe(recipe).__dict__}
+    save_checkpoint(tmp_path / "model.pt", build_model(recipe, 120.0, 40.0), metadata)
+    predictor = Predictor.from_checkpoint(tmp_path / "model.pt", device="cpu")
+    films = [decode_image(path.read_bytes())
+             for path in sorted((synthetic_dataset / "boneage-training-dataset").glob("*.png"))[:6]]
+    predictions = predictor.predict(films, ["F", "M"] * 3, gradcam=True)
+    for film, prediction in zip(films, predictions):
+        location = locate_hand(film)
+        assert location.found and location.rotation_degrees in (0, None)  # upright synthetic hands
+        mask = np.zeros(film.shape, dtype=bool)
+        left, top, right, bottom = location.box
+        mask[top:bottom, left:right] = True
+        moved = preprocess_mask(mask, predictor.preprocessing, crop_region(film, predictor.preprocessing))
+        rows, cols = np.nonzero(moved)
+        expected = np.array([cols.min(), rows.min(), cols.max() + 1, rows.max() + 1]) / SIZE
+        np.testing.assert_allclose(prediction.hand_box, expected, atol=1.01 / SIZE)
+        assert prediction.heatmap_in_hand == pytest.approx(mass_in_mask(prediction.heatmap, moved), abs=0.05)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
-from training.preprocess import Preprocessing, preprocess
+from training.preprocess import Preprocessing, box_in_square, preprocess, preprocess_mask
 from training.recipes import get_recipe
 
 
@@ -54,3 +56,31 @@ def test_resize_crop_scales_with_the_image_size(size):
     resized = Image.fromarray(pixels, mode="L").resize((shorter, longer), Image.Resampling.BILINEAR)
     left, top = (shorter - size) // 2, (longer - size) // 2
     np.testing.assert_array_equal(out, np.asarray(resized.crop((left, top, left + size, top + size))))
+
+
+@settings(max_examples=150, deadline=None)
+@given(width=st.integers(40, 400), height=st.integers(40, 400), mode=st.sampled_from(["letterbox", "resize_crop"]),
+       size=st.sampled_from([32, 64, 160]), data=st.data())
+def test_box_in_square_is_where_the_preprocessing_puts_the_box(width, height, mode, size, data):
+    """The analytic box (training.preprocess.box_in_square) against a filled box moved through the
+    image geometry itself (preprocess_mask): the same square within a pixel of resampling."""
+    left = data.draw(st.integers(0, width - 8))
+    top = data.draw(st.integers(0, height - 8))
+    right = data.draw(st.integers(left + 8, width))
+    bottom = data.draw(st.integers(top + 8, height))
+    use_region = data.draw(st.booleans())
+    region = None
+    if use_region:  # a crop region reaching past the film on some sides, as hand_square's may
+        region = (left - 5, top - 7, right + 9, bottom + 3)
+    config = Preprocessing(size, mode, "percentile")
+    mask = np.zeros((height, width), dtype=bool)
+    mask[top:bottom, left:right] = True
+    moved = preprocess_mask(mask, config, region)
+    shares = box_in_square((left, top, right, bottom), (height, width), config, region)
+    if not moved.any():
+        assert shares is None or min(shares[2] - shares[0], shares[3] - shares[1]) * size < 1.5
+        return
+    rows, cols = np.nonzero(moved)
+    expected = np.array([cols.min(), rows.min(), cols.max() + 1, rows.max() + 1]) / size
+    assert shares is not None
+    np.testing.assert_allclose(shares, expected, atol=1.01 / size)
