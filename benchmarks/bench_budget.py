@@ -13,6 +13,7 @@ the machine is. Runs (--runs, comma-separated; NAME=RECIPE[:FIELD=VALUE...] adds
   default-lds     ... with label-distribution-smoothing weights
   default-bmse    ... with balanced MSE instead of smooth L1 (training/balanced_mse.py)
   default-progressive  ... with progressive resizing from 96 px
+  default-clahe   ... with adaptive histogram equalisation of the input (intensity="clahe")
 Reported for each: held-out MAE, RMSE, R², MAE by sex and by true age band, CPU seconds used
 and their share of the budget, and the Grad-CAM mass inside the located hand's box on up to
 64 held-out images (with the box's share of the input, the mass a heatmap blind to the hand
@@ -49,6 +50,7 @@ RUNS = {
     "default-lds": ("default", {"sample_weighting": "lds"}),
     "default-bmse": ("default", {"loss": "balanced_mse_z"}),
     "default-progressive": ("default", {"progressive_from": 96}),
+    "default-clahe": ("default", {"intensity": "clahe"}),
 }
 GRADCAM_IMAGES = 64
 

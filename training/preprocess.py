@@ -22,13 +22,15 @@ from core.hand_memo import hand_location
 
 # torchvision's Resize(256) + CenterCrop(224): resize the shorter side to size * 256/224.
 RESIZE_CROP_RATIO = 256 / 224
+CLAHE_CLIP_LIMIT = 2.0  # intensity="clahe": OpenCV's contrast limit ...
+CLAHE_TILES = 8  # ... and tiles per side of the square
 
 
 @dataclass(frozen=True)
 class Preprocessing:
     image_size: int
     resize_mode: str  # "letterbox" | "resize_crop"
-    intensity: str  # "percentile" | "raw"
+    intensity: str  # "percentile" | "raw" | "clahe" (the percentile stretch, then CLAHE on the square)
     crop: str = "none"  # "none" | "hand"; checkpoints from before the crop mean "none"
 
     @classmethod
@@ -93,12 +95,28 @@ def preprocess(gray: np.ndarray, config: Preprocessing) -> np.ndarray:
 def preprocess_region(gray: np.ndarray, config: Preprocessing, region) -> np.ndarray:
     """preprocess() with the crop region already known (crop_region)."""
     gray = _cut(np.asarray(gray), region)
-    if config.intensity == "percentile":
+    if config.intensity in ("percentile", "clahe"):
         sample = gray[:: max(1, gray.shape[0] // 256), :: max(1, gray.shape[1] // 256)]
         lo, hi = np.percentile(sample, (1, 99))
         gray = np.clip((gray - lo) / max(hi - lo, 1e-6), 0.0, 1.0)
+    elif config.intensity != "raw":
+        raise ValueError(f"unknown intensity {config.intensity!r}")
     image = Image.fromarray(np.round(gray * 255).astype(np.uint8), mode="L")
-    return np.asarray(_fit(image, config, Image.Resampling.BILINEAR))
+    square = np.asarray(_fit(image, config, Image.Resampling.BILINEAR))
+    if config.intensity == "clahe":
+        square = _clahe(square)
+    return square
+
+
+def _clahe(square: np.ndarray) -> np.ndarray:
+    """Contrast-limited adaptive histogram equalisation on the input square (OpenCV), in tiles of
+    a fixed share of the square so that every input size gets the same local contrast: bone edges
+    stand out against soft tissue however the film was exposed. The zero letterbox stays zero."""
+    import cv2
+
+    tiles = CLAHE_TILES
+    out = cv2.createCLAHE(clipLimit=CLAHE_CLIP_LIMIT, tileGridSize=(tiles, tiles)).apply(np.ascontiguousarray(square))
+    return np.where(square == 0, 0, out).astype(np.uint8)
 
 
 def preprocess_mask(mask: np.ndarray, config: Preprocessing, region=None) -> np.ndarray:

@@ -19,7 +19,9 @@ class Recipe:
     name: str
     image_size: int = 224
     resize_mode: str = "letterbox"  # "letterbox" keeps the whole hand; "resize_crop" = Resize(256)+CenterCrop(224)
-    intensity: str = "percentile"  # "percentile" stretches 1st-99th percentile; "raw" keeps the file's values
+    # "percentile" stretches 1st-99th percentile; "raw" keeps the file's values; "clahe": the stretch,
+    # then adaptive histogram equalisation of the input square (training/preprocess.py)
+    intensity: str = "percentile"
     crop: str = "none"  # "hand": cut to the located hand (core/hand.py) before resizing; "none": the whole film
     use_sex: bool = True
     # "smooth_l1_z" on the z-scored age; "mse_months" on raw months; "balanced_mse_z": balanced MSE on

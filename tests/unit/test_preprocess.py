@@ -84,3 +84,20 @@ def test_box_in_square_is_where_the_preprocessing_puts_the_box(width, height, mo
     expected = np.array([cols.min(), rows.min(), cols.max() + 1, rows.max() + 1]) / size
     assert shares is not None
     np.testing.assert_allclose(shares, expected, atol=1.01 / size)
+
+
+def test_clahe_raises_local_contrast_and_keeps_the_letterbox_black():
+    """intensity="clahe": the percentile-stretched square, then adaptive equalisation; a portrait
+    image letterboxed into the square keeps its black side bands, and its faint structure gains
+    local contrast (the mean absolute difference between neighbouring pixels grows)."""
+    pixels = _low_contrast_portrait().astype(np.float64) / 255.0
+    stretched = preprocess(pixels, Preprocessing(160, "letterbox", "percentile"))
+    equalised = preprocess(pixels, Preprocessing(160, "letterbox", "clahe"))
+    assert equalised.dtype == np.uint8 and equalised.shape == (160, 160)
+    bands = stretched == 0
+    assert bands[:, :10].all() and (equalised[bands] == 0).all()
+    inside = equalised[:, 25:135].astype(int), stretched[:, 25:135].astype(int)
+    neighbour_contrast = [np.abs(np.diff(part, axis=1)).mean() for part in inside]
+    assert neighbour_contrast[0] > 1.2 * neighbour_contrast[1]
+    with pytest.raises(ValueError, match="unknown intensity"):
+        preprocess(pixels, Preprocessing(160, "letterbox", "gamma"))
