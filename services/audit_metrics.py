@@ -40,6 +40,7 @@ class AuditRow:
     readings: list[float] = field(default_factory=list)
     image_mean: float | None = None
     image_std: float | None = None
+    heatmap_in_hand: float | None = None  # Grad-CAM mass inside the located hand (assessments.heatmap_in_hand)
 
     @property
     def reference(self) -> float | None:
@@ -239,6 +240,8 @@ CONTINUOUS = {
     "inference_seconds": "Inference time",
     "image_mean": "Image mean intensity",
     "image_std": "Image contrast (SD of intensity)",
+    # A model that drifts off the hand (the marker, the plate's edge) shows here first.
+    "heatmap_in_hand": "Heatmap share on the hand",
 }
 
 

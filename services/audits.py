@@ -129,7 +129,7 @@ def load_rows(work, start: datetime, end: datetime, files=None, *, readings: boo
         AuditRow(id=a.id, created_at=a.created_at, status=str(a.status), sex=a.sex,
                  chronological_age_months=a.chronological_age_months, bone_age_months=a.bone_age_months,
                  model_version_id=a.model_version_id, inference_seconds=a.inference_seconds, error=a.error,
-                 readings=[r.bone_age_months for r in found.get(a.id, [])])
+                 heatmap_in_hand=a.heatmap_in_hand, readings=[r.bone_age_months for r in found.get(a.id, [])])
         for a in assessments
     ]
     if files is not None:

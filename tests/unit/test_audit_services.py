@@ -157,3 +157,30 @@ def test_an_empty_sex_and_age_band_combination_is_reported_as_too_few_not_a_cras
     by = result["by_sex_age_band"]
     assert all(value.get("n", 0) in (0, 20) for value in by.values())
     assert any(value.get("n") == 0 for value in by.values()), "the empty combinations are listed as too few"
+
+
+def test_monitoring_flags_a_model_whose_heatmaps_leave_the_hand():
+    """The heatmap's share on the located hand (assessments.heatmap_in_hand) is monitored like
+    the other label-free distributions: a window where the model looks at the film's edges
+    instead (shares near the box's area) is flagged as drift against the reference."""
+    from services.audit_metrics import AuditRow, monitoring
+
+    start = datetime(2026, 11, 1, tzinfo=timezone.utc)
+    rng = np.random.default_rng(3)
+
+    def rows(shares):
+        return [AuditRow(id=str(i), created_at=start, status="succeeded", sex="MF"[i % 2], bone_age_months=120.0,
+                         heatmap_in_hand=float(share)) for i, share in enumerate(shares)]
+
+    params = AuditParameters(n_boot=20)
+    reference = rows(rng.normal(0.80, 0.05, 60))
+    looking_away = monitoring(rows(rng.normal(0.55, 0.05, 40)), reference, params, 7.0, 28.0)
+    assert looking_away["distributions"]["heatmap_in_hand"]["mean"] == pytest.approx(0.55, abs=0.03)
+    assert looking_away["distributions"]["heatmap_in_hand"]["reference_mean"] == pytest.approx(0.80, abs=0.03)
+    assert looking_away["drift"]["heatmap_in_hand"]["drift"] is True
+    steady = monitoring(rows(rng.normal(0.80, 0.05, 40)), reference, params, 7.0, 28.0)
+    assert steady["drift"]["heatmap_in_hand"]["drift"] is False
+    # studies assessed before the share was stored (null) are left out, not counted as zero
+    old = monitoring(rows([0.8] * 10) + [AuditRow(id="old", created_at=start, status="succeeded", sex="F")],
+                     reference, params, 7.0, 28.0)
+    assert old["distributions"]["heatmap_in_hand"]["n"] == 10
