@@ -5,7 +5,8 @@ held-out split, by sex and by age band, with the share of the budget used and wh
 
 Each run is a subprocess training from random weights (`init random`) on one thread; the
 budget counts each process's CPU time, so runs side by side get the same compute however busy
-the machine is. Runs (--runs, comma-separated; NAME=RECIPE[:FIELD=VALUE...] adds a variant):
+the machine is. Runs (--runs, comma-separated; NAME=RECIPE[:FIELD=VALUE...] adds a variant, and seed=N
+trains it under another seed: weights, order and augmentation; the split stays the same):
   seed-budget     the report's recipe given as many epochs as the budget allows
   default         the project's recipe (the whole film, 160 px)
   default-crop    ... cut to the located hand
@@ -79,6 +80,7 @@ def train_one(args: argparse.Namespace) -> int:
     from training.train import train
 
     overrides = json.loads(args.overrides)
+    seed = int(overrides.pop("seed", 0))  # the training seed (weights, order, augmentation), not a recipe field
     recipe = get_recipe(args.recipe).with_overrides(**overrides)
     split = None
     if args.fold:  # "I/K": cross-fitting fold I of K (training/split.py)
@@ -89,7 +91,7 @@ def train_one(args: argparse.Namespace) -> int:
         split = cross_fitting_split(load_records(args.data), folds, fold)
     # random weights unless the run names its own (init=PATH: a checkpoint the project trained)
     train(args.data, recipe, args.out, init=overrides.get("init", "random"), threads=1, time_budget_s=args.budget,
-          progress=True, split=split)
+          progress=True, split=split, seed=seed)
     return 0
 
 
