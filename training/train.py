@@ -269,8 +269,10 @@ class Trainer:
         full, start = self.recipe.image_size, self.recipe.progressive_from
         if not start or start >= full:
             return full
-        share = min(1.0, self.schedule_progress() / PROGRESSIVE_FULL_AT)
-        return min(full, int(round((start + (full - start) * share) / 16)) * 16)
+        share = self.schedule_progress() / PROGRESSIVE_FULL_AT
+        if share >= 1.0:
+            return full
+        return max(16, min(full, int(round((start + (full - start) * share) / 16)) * 16))
 
     def train_one_epoch(self) -> float:
         self.model.train()

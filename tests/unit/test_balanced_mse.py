@@ -78,6 +78,10 @@ def test_progressive_resizing_grows_to_the_full_size_by_three_quarters_of_the_sc
         trainer.step = int(share * total)
         sizes.append(trainer.training_image_size())
     assert sizes == [32, 48, 64, 64]
+    odd = Trainer(recipe.with_overrides(image_size=72, progressive_from=40), _data(), tmp_path, seed=0,
+                  time_budget_s=None, progress=False, data_dir=str(tmp_path))
+    odd.step = int(0.8 * total)
+    assert odd.training_image_size() == 72  # the last quarter at the full size, a multiple of 16 or not
     assert Trainer(recipe.with_overrides(progressive_from=0), _data(), tmp_path, seed=0, time_budget_s=None,
                    progress=False, data_dir=str(tmp_path)).training_image_size() == 64
 
