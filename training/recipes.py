@@ -86,7 +86,7 @@ SEED = Recipe(
 # Progressive resizing (training images from 96 px up to 160 px by 3/4 of the schedule) beat the
 # fixed 160 px under the same 1,200 CPU seconds on every seed measured (docs/benchmarks.md, issue 12);
 # balanced MSE did not. CLAHE on top of it (intensity="clahe") gave 13.77 months against 19.97 on one
-# seed; it joins the recipe once more seeds agree.
+# seed, 14.48 against 20.07 over three; it joins the recipe after a suite run with it.
 DEFAULT = Recipe(name="default", image_size=160, batch_size=16, lr=1e-3, progressive_from=96)
 
 # For the full RSNA set on a GPU: the resolution the anchors use.
