@@ -3,10 +3,10 @@
 `seed` is exactly the student report's recipe (shared/seed/bone-age-report.txt).
 `default` applies the lessons of shared/reference/README.md (Deeplasia, the RSNA 2017
 winner, and the CPU calibration runs): sex input, MSE-family loss on a z-scored target,
-warm-up + cosine schedule, affine and contrast augmentation, EMA weights and flip
-test-time augmentation. It runs at 160 px with batch 16, its training images growing from
-96 px (progressive resizing): on a CPU budget optimizer steps are worth more than pixels
-(the reference calibration runs: 320 px lost to 224 px). `large` is the recipe for the full RSNA set on a GPU.
+warm-up + cosine schedule, affine and contrast augmentation, EMA weights, flip test-time
+augmentation and CLAHE on the input square. It runs at 160 px with batch 16, its training
+images growing from 96 px (progressive resizing): on a CPU budget optimizer steps are worth
+more than pixels (the reference calibration runs: 320 px lost to 224 px). `large` is the recipe for the full RSNA set on a GPU.
 """
 
 from __future__ import annotations
@@ -85,12 +85,12 @@ SEED = Recipe(
 # MAE of 1,200-CPU-second runs (bench_budget.py --recalibrate), so `default` keeps "none".
 # Progressive resizing (training images from 96 px up to 160 px by 3/4 of the schedule) beat the
 # fixed 160 px under the same 1,200 CPU seconds on every seed measured (docs/benchmarks.md, issue 12);
-# balanced MSE did not. CLAHE on top of it (intensity="clahe") gave 13.77 months against 19.97 on one
-# seed, 14.48 against 20.07 over three; it joins the recipe after a suite run with it.
-DEFAULT = Recipe(name="default", image_size=160, batch_size=16, lr=1e-3, progressive_from=96)
+# balanced MSE did not. CLAHE on top of it (intensity="clahe": the percentile stretch, then adaptive
+# histogram equalisation) gave 14.48 months against 20.07 over three seeds, so `default` uses both.
+DEFAULT = Recipe(name="default", image_size=160, batch_size=16, lr=1e-3, intensity="clahe", progressive_from=96)
 
-# For the full RSNA set on a GPU: the resolution the anchors use.
-LARGE = Recipe(name="large", image_size=448, epochs=60, batch_size=32, lr=1e-3, crop="hand")
+# For the full RSNA set on a GPU: the resolution the anchors use, with default's CLAHE (not measured on a GPU).
+LARGE = Recipe(name="large", image_size=448, epochs=60, batch_size=32, lr=1e-3, intensity="clahe", crop="hand")
 
 # A small fast model for `boneage up` on synthetic data: a couple of minutes on a CPU.
 DEMO = Recipe(name="demo", image_size=128, epochs=8, batch_size=16, init="random")

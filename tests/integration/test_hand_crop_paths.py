@@ -29,7 +29,7 @@ def _paths_agree(data_dir, tmp_path, limit=None):
     metadata = {"recipe": recipe.to_dict(), "preprocessing": Preprocessing.from_recipe(recipe).__dict__}
     save_checkpoint(tmp_path / "model.pt", build_model(recipe, 120.0, 40.0), metadata)
     predictor = Predictor.from_checkpoint(tmp_path / "model.pt", device="cpu")
-    assert predictor.preprocessing == Preprocessing(SIZE, "letterbox", "percentile", "hand")
+    assert predictor.preprocessing == Preprocessing(SIZE, "letterbox", "clahe", "hand")
 
     films = [decode_image(r.image_path) for r in data.records]
     served = predictor.preprocess(films)  # Predictor.predict's squares
@@ -38,7 +38,7 @@ def _paths_agree(data_dir, tmp_path, limit=None):
     np.testing.assert_array_equal(evaluated, data.images)
 
     # the crop did cut: the whole-film squares differ, and a hand was located on most films
-    whole = np.stack([preprocess(film, Preprocessing(SIZE, "letterbox", "percentile", "none")) for film in films])
+    whole = np.stack([preprocess(film, Preprocessing(SIZE, "letterbox", "clahe", "none")) for film in films])
     assert not np.array_equal(whole, data.images)
     located = [crop_region(film, predictor.preprocessing) is not None for film in films]
     assert np.mean(located) >= 0.9, f"a hand was located on {np.mean(located):.0%} of the films"
