@@ -86,7 +86,8 @@ SEED = Recipe(
 # Progressive resizing (training images from 96 px up to 160 px by 3/4 of the schedule) beat the
 # fixed 160 px under the same 1,200 CPU seconds on every seed measured (docs/benchmarks.md, issue 12);
 # balanced MSE did not. CLAHE on top of it (intensity="clahe": the percentile stretch, then adaptive
-# histogram equalisation) gave 14.48 months against 20.07 over three seeds, so `default` uses both.
+# histogram equalisation) gave 14.48 months against 20.07 over three seeds (54 epochs), so `default`
+# uses both; where the budget buys only 19 epochs (a slower CPU) neither changed the MAE measurably.
 DEFAULT = Recipe(name="default", image_size=160, batch_size=16, lr=1e-3, intensity="clahe", progressive_from=96)
 
 # For the full RSNA set on a GPU: the resolution the anchors use, with default's CLAHE (not measured on a GPU).
