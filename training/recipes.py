@@ -6,7 +6,8 @@ winner, and the CPU calibration runs): sex input, MSE-family loss on a z-scored 
 warm-up + cosine schedule, affine and contrast augmentation, EMA weights, flip test-time
 augmentation and CLAHE on the input square. It runs at 160 px with batch 16, its training
 images growing from 96 px (progressive resizing): on a CPU budget optimizer steps are worth
-more than pixels (the reference calibration runs: 320 px lost to 224 px). `large` is the recipe for the full RSNA set on a GPU.
+more than pixels (the reference calibration runs: 320 px lost to 224 px). `large` is the
+recipe for the full RSNA set on a GPU.
 """
 
 from __future__ import annotations
@@ -87,7 +88,8 @@ SEED = Recipe(
 # fixed 160 px under the same 1,200 CPU seconds on every seed measured (docs/benchmarks.md, issue 12);
 # balanced MSE did not. CLAHE on top of it (intensity="clahe": the percentile stretch, then adaptive
 # histogram equalisation) gave 14.48 months against 20.07 over three seeds (54 epochs), so `default`
-# uses both; where the budget buys only 19 epochs (a slower CPU) neither changed the MAE measurably.
+# uses both. Where the budget buys only 19 epochs (a slower CPU) neither changed the MAE measurably;
+# given 36 epochs there, CLAHE gave 16.66 against 22.37: its gain is one of longer training.
 DEFAULT = Recipe(name="default", image_size=160, batch_size=16, lr=1e-3, intensity="clahe", progressive_from=96)
 
 # For the full RSNA set on a GPU: the resolution the anchors use, with default's CLAHE (not measured on a GPU).
