@@ -103,6 +103,10 @@ class Settings:
     torch_threads: int | None = None
     precision: str = "auto"
     channels_last: str = "auto"
+    # Training's autocast (training/precision.py: Precision.for_training): "auto" is mixed precision
+    # on CUDA and float32 on a CPU; "bf16" asks for bfloat16 on a CPU too (faster on an AVX-512 EPYC,
+    # slower on an AVX-512 Xeon without AMX: docs/benchmarks.md).
+    train_precision: str = "auto"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -143,6 +147,7 @@ class Settings:
             torch_threads=_positive_int(env, "BONEAGE_TORCH_THREADS", 0) or None,
             precision=_choice(env, "BONEAGE_PRECISION", ("auto", "fp32", "bf16", "fp16")),
             channels_last=_choice(env, "BONEAGE_CHANNELS_LAST", ("auto", "0", "1")),
+            train_precision=_choice(env, "BONEAGE_TRAIN_PRECISION", ("auto", "fp32", "bf16")),
         )
 
     @property
@@ -208,6 +213,7 @@ class Settings:
             "BONEAGE_TORCH_THREADS": str(self.torch_threads or ""),
             "BONEAGE_PRECISION": self.precision,
             "BONEAGE_CHANNELS_LAST": self.channels_last,
+            "BONEAGE_TRAIN_PRECISION": self.train_precision,
         }
         if self.device:
             env["BONEAGE_DEVICE"] = self.device

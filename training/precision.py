@@ -8,8 +8,11 @@ bfloat16 natively (AVX512-BF16 or AMX: 1.7x the forward passes of float32 on an 
 EPYC, held-out MAE within 0.03 months) and float32 elsewhere (emulated bfloat16 gained
 nothing measurable on an AVX2 CPU, and float16 on a CPU is much slower); float16 autocast
 on CUDA (unmeasured until the GPU check runs: benchmarks/gpu_check.py prints the MAE of each
-choice). This is for inference (the Predictor); training on a CPU stays in float32, where
-bfloat16 was slower (no AMX).
+choice). That is for inference (the Predictor). Training (`for_training`, BONEAGE_TRAIN_PRECISION)
+is channels-last everywhere and mixed precision on CUDA; on a CPU it stays in float32 unless
+bfloat16 is asked for, because its worth there depends on the chip, not on a flag the CPU reports:
+2x the training steps of float32 on an AVX-512 EPYC (Zen 4), 0.7x on an AVX-512 Xeon without AMX,
+both with avx512_bf16.
 """
 
 from __future__ import annotations
@@ -50,6 +53,23 @@ class Precision:
         elif isinstance(channels_last, str):
             channels_last = channels_last.strip().lower() in ("1", "true", "yes")
         return cls(dtype, bool(channels_last))
+
+    @classmethod
+    def for_training(cls, device: torch.device, dtype: str = "auto", channels_last: str | bool = "auto") -> "Precision":
+        """Training's choice: "auto" is bfloat16 on a CUDA GPU that has it, else float16 (with loss
+        scaling, in the trainer), and float32 on a CPU; "bf16" is bfloat16 on either."""
+        if dtype not in ("auto", "fp32", "bf16"):
+            raise ValueError(f"training precision must be auto, fp32 or bf16, got {dtype!r}")
+        if dtype == "auto":
+            dtype = "bf16" if device.type == "cuda" else "fp32"
+        if dtype == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            dtype = "fp16"
+        return cls(dtype, cls.resolve(device, "fp32", channels_last).channels_last)
+
+    @property
+    def torch_dtype(self) -> torch.dtype | None:
+        """The autocast dtype, or None for float32."""
+        return DTYPES.get(self.dtype)
 
     def autocast(self, device: torch.device):
         """A context for the forward pass: autocast to the chosen dtype, or nothing."""

@@ -22,12 +22,14 @@ from tqdm import tqdm
 
 from core.atomic import save_atomic
 from core.errors import UserFacingError
+from core.settings import Settings
 from training.augment import augment, to_float
 from training.balanced_mse import balanced_mse
 from training.loader import device_batches
 from training.cache import load_image_array
 from training.inference import predict_months
 from training.model import build_model, default_device, save_checkpoint
+from training.precision import Precision
 from training.preprocess import Preprocessing
 from training.recalibration import apply as recalibrated, fit as fit_recalibration
 from training.recipes import Recipe, get_recipe
@@ -151,8 +153,10 @@ def train(
     out_dir.mkdir(parents=True, exist_ok=True)
     data = TrainingData.prepare(data_dir, recipe, split_seed=split_seed, limit=limit, progress=progress,
                                 split=split, cache_dir=cache_dir)
+    settings = Settings.from_env()
+    precision = Precision.for_training(default_device(), settings.train_precision, settings.channels_last)
     trainer = Trainer(recipe, data, out_dir, seed=seed, time_budget_s=time_budget_s, progress=progress,
-                      data_dir=str(Path(data_dir).resolve()), callback=callback)
+                      data_dir=str(Path(data_dir).resolve()), callback=callback, precision=precision)
     if resume and (out_dir / "last.pt").is_file():
         trainer.restore(out_dir / "last.pt")
     return trainer.run()
@@ -179,7 +183,7 @@ def calibrate_interval(model, data: TrainingData, recipe: Recipe, device=None) -
 class Trainer:
     def __init__(self, recipe: Recipe, data: TrainingData, out_dir: Path, *, seed: int,
                  time_budget_s: float | None, progress: bool, data_dir: str,
-                 callback: TrainingCallback | None = None):
+                 callback: TrainingCallback | None = None, precision: Precision | None = None):
         self.recipe = recipe
         self.data = data
         self.out_dir = out_dir
@@ -194,13 +198,14 @@ class Trainer:
         train_ages = data.part("train")[2]
         self.prior_ages = torch.from_numpy(train_ages).to(self.device) if recipe.loss == "balanced_mse_z" else None
         self.model = build_model(recipe, float(train_ages.mean()), float(train_ages.std() or 1.0)).to(self.device)
-        # On CUDA: channels-last, mixed precision (bfloat16 where the GPU has it, else float16 with
-        # loss scaling) and batches from DataLoader workers (training/loader.py). On a CPU all of
-        # this is off and a run is exactly what it was.
+        # Channels-last and the autocast dtype (training/precision.py: Precision.for_training):
+        # on CUDA mixed precision (float16 with loss scaling where the GPU has no bfloat16) and
+        # batches from DataLoader workers (training/loader.py); on a CPU float32 unless bfloat16
+        # is asked for (BONEAGE_TRAIN_PRECISION).
         self.cuda = self.device.type == "cuda"
-        if self.cuda:
-            self.model.to(memory_format=torch.channels_last)
-        self.amp_dtype = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if self.cuda else None
+        self.precision = precision or Precision.for_training(self.device)
+        self.precision.prepare(self.model)
+        self.amp_dtype = self.precision.torch_dtype
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         params = [p for p in self.model.parameters() if p.requires_grad]
         if recipe.optimizer == "adam":
@@ -298,6 +303,7 @@ class Trainer:
             size = self.training_image_size()
             if size != x.shape[-1]:
                 x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+            x = self.precision.layout(x)
             m = torch.from_numpy(male[idx]).to(self.device)
             y = torch.from_numpy(ages[idx]).to(self.device)
             for group in self.optimizer.param_groups:
@@ -337,7 +343,9 @@ class Trainer:
             idx = chosen[start : start + self.recipe.batch_size].numpy()
             if len(idx) < 2:
                 continue
-            model(to_float(torch.from_numpy(images[idx])).to(self.device), torch.from_numpy(male[idx]).to(self.device))
+            with self.precision.autocast(self.device):
+                model(self.precision.layout(to_float(torch.from_numpy(images[idx])).to(self.device)),
+                      torch.from_numpy(male[idx]).to(self.device))
         for norm in norms:
             norm.momentum = 0.1
         model.train(was_training)
@@ -348,7 +356,8 @@ class Trainer:
         images, male, ages = self.data.part("val")
         if len(images) == 0:
             return float("nan")
-        predictions = predict_months(self.evaluated_model(), images, male, tta=False, device=self.device)
+        predictions = predict_months(self.evaluated_model(), images, male, tta=False, device=self.device,
+                                     precision=self.precision)
         return float(np.mean(np.abs(predictions - ages)))
 
     # -- the loop -----------------------------------------------------------------
@@ -441,6 +450,7 @@ class Trainer:
             "split": self.data.split,
             "metrics": metrics,
             "history": self.history,
+            "training_precision": {"dtype": self.precision.dtype, "channels_last": self.precision.channels_last},
             "recalibration": recalibration,
             "interval": interval,
             "ood": ood,

@@ -63,3 +63,13 @@ def test_the_head_runs_in_float32_on_the_bfloat16_backbones_activations(tiny_mod
     with torch.no_grad():
         head = predictor.model.months_from_feature_map(forward.feature_maps, torch.from_numpy(male)).numpy()
     np.testing.assert_allclose(forward.months, head, rtol=0, atol=1e-4)
+
+
+def test_training_precision_auto_is_float32_on_a_cpu_unless_bfloat16_is_asked_for():
+    cpu = torch.device("cpu")
+    assert Precision.for_training(cpu) == Precision("fp32", True)
+    assert Precision.for_training(cpu, "bf16", "0") == Precision("bf16", False)
+    assert Precision.for_training(cpu, "fp32", "1").torch_dtype is None
+    assert Precision.for_training(cpu, "bf16").torch_dtype == torch.bfloat16
+    with pytest.raises(ValueError, match="auto, fp32 or bf16"):
+        Precision.for_training(cpu, "fp16")

@@ -162,3 +162,19 @@ def test_predict_command_refuses_a_bad_image(tiny_model, tmp_path):
                              "--model", str(tiny_model)], capture_output=True, text=True)
     assert result.returncode == 2
     assert "not an image we can read" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_training_precision_is_chosen_by_setting_and_recorded(learning_data, tmp_path, one_thread, monkeypatch):
+    """BONEAGE_TRAIN_PRECISION=bf16 trains under bfloat16 autocast on a CPU (any CPU: where it has
+    no bfloat16 units it is slow, not wrong); the checkpoint records the choice."""
+    train_dir, _ = learning_data
+    monkeypatch.setenv("BONEAGE_TRAIN_PRECISION", "bf16")
+    checkpoint = train(train_dir, "demo", tmp_path / "bf16", epochs=1, image_size=48, limit=96, progress=False)
+    metadata = json.loads(checkpoint.with_suffix(".json").read_text())
+    assert metadata["training_precision"] == {"dtype": "bf16", "channels_last": True}
+    assert np.isfinite(metadata["metrics"]["val_mae"]) and np.isfinite(metadata["metrics"]["test_mae"])
+    monkeypatch.setenv("BONEAGE_TRAIN_PRECISION", "fp32")
+    monkeypatch.setenv("BONEAGE_CHANNELS_LAST", "0")
+    checkpoint = train(train_dir, "demo", tmp_path / "fp32", epochs=1, image_size=48, limit=96, progress=False)
+    metadata = json.loads(checkpoint.with_suffix(".json").read_text())
+    assert metadata["training_precision"] == {"dtype": "fp32", "channels_last": False}
