@@ -39,6 +39,10 @@ class Recipe:
     tta: bool = True  # average with the horizontally flipped image at evaluation
     ema: bool = True  # evaluate an exponential moving average of the weights
     precise_bn: bool = True  # re-estimate BatchNorm statistics on training images before each evaluation
+    # Validate (and re-estimate BatchNorm for it) after the first epoch and then only once this share
+    # of the schedule is spent, and after the last epoch: a cosine schedule's best epoch is near its
+    # end, and on a CPU budget the skipped validations buy training steps. 0 = after every epoch.
+    validate_from: float = 0.0
     init: str = "imagenet"  # "imagenet" | "random" | a checkpoint path
     freeze_backbone: bool = False
     # Progressive resizing: training images start at this many pixels and grow to image_size by

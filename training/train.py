@@ -370,9 +370,11 @@ class Trainer:
             self._epoch_cpu_start = self.cpu_clock()
             train_loss = self.train_one_epoch()
             epoch_seconds = time.perf_counter() - started
-            validation_started = self.cpu_clock()
-            val_mae = self.validate()
-            self._validation_cpu_seconds = self.cpu_clock() - validation_started
+            val_mae = None
+            if self.validates_this_epoch():
+                validation_started = self.cpu_clock()
+                val_mae = self.validate()
+                self._validation_cpu_seconds = self.cpu_clock() - validation_started
             self.train_seconds += time.perf_counter() - started
             self.train_cpu_seconds += self.cpu_clock() - self._epoch_cpu_start
             self._epoch_cpu_start = None
@@ -381,18 +383,25 @@ class Trainer:
                                  "lr": self.learning_rate(), "seconds": round(self.train_seconds, 1),
                                  "cpu_seconds": round(self.train_cpu_seconds, 1),
                                  "images_per_second": round(len(self.data.indices["train"]) / max(epoch_seconds, 1e-9), 1)})
-            if self._is_best(self.history[-1]):
+            if val_mae is not None and self._is_best(self.history[-1]):
                 self.best = self.history[-1]
                 self.best_state = copy.deepcopy(self.evaluated_model().state_dict())
             self._fit_budget()
             epoch_bar.total = self.total_epochs
             epoch_bar.update(1)
-            epoch_bar.set_postfix(loss=f"{train_loss:.3f}", val_mae=f"{val_mae:.2f}",
+            epoch_bar.set_postfix(loss=f"{train_loss:.3f}", val_mae=f"{val_mae:.2f}" if val_mae is not None else "-",
                                   best=f"{self.best['val_mae']:.2f}" if self.best else "none")
             self._save_resume_state()
             self.callback.on_epoch(dict(self.history[-1]), total_epochs=self.total_epochs)
         epoch_bar.close()
         return self._finish()
+
+    def validates_this_epoch(self) -> bool:
+        """After the epoch just trained: validate it? Always for the first epoch (a diverged run
+        shows at once, and a budgeted run learns what a validation costs), from the recipe's
+        validate_from share of the schedule on, and for the epoch that ends the run."""
+        return (self.epoch == 0 or self.schedule_progress() >= self.recipe.validate_from
+                or self.epoch + 1 >= self.total_epochs or self.budget_spent())
 
     def _is_best(self, entry: dict) -> bool:
         """A finite validation MAE below the best so far. Without validation images there is

@@ -39,8 +39,9 @@ def _data(n: int = TRAIN + 2 * VAL) -> TrainingData:
     return TrainingData(records, split, rng.integers(0, 255, size=(n, 32, 32), dtype=np.uint8))
 
 
-def _trainer(tmp_path, budget: float, clock: FakeCpu, epochs: int = 1000) -> Trainer:
-    recipe = get_recipe("demo").with_overrides(image_size=32, batch_size=BATCH, epochs=epochs, precise_bn=False)
+def _trainer(tmp_path, budget: float, clock: FakeCpu, epochs: int = 1000, **overrides) -> Trainer:
+    recipe = get_recipe("demo").with_overrides(image_size=32, batch_size=BATCH, epochs=epochs, precise_bn=False,
+                                               **overrides)
     trainer = Trainer(recipe, _data(), tmp_path, seed=0, time_budget_s=budget, progress=False,
                       data_dir=str(tmp_path), callback=clock)
     trainer.cpu_clock = clock
@@ -83,3 +84,12 @@ def test_the_epoch_cap_still_holds_under_a_large_budget(tmp_path, one_thread):
     trainer = _trainer(tmp_path, budget=1e6, clock=clock, epochs=2)
     trainer.run()
     assert trainer.epoch == 2 and trainer.history[-1]["lr"] == pytest.approx(0.01 * trainer.recipe.lr, rel=1e-6)
+
+
+def test_validate_from_skips_the_early_validations_but_never_the_first_or_the_last(tmp_path, one_thread):
+    clock = FakeCpu(slow=1.0)
+    trainer = _trainer(tmp_path, budget=1e6, clock=clock, epochs=8, validate_from=0.5)
+    trainer.run()
+    validated = [row["epoch"] for row in trainer.history if row["val_mae"] is not None]
+    assert validated == [1, 4, 5, 6, 7, 8]  # after epoch k, k/8 of the schedule is spent
+    assert trainer.best["epoch"] in validated and trainer.best["val_mae"] is not None
