@@ -21,7 +21,9 @@ trains it under another seed: weights, order and augmentation; the split stays t
 Reported for each: held-out MAE, RMSE, R², MAE by sex and by true age band, CPU seconds used
 and their share of the budget, and the Grad-CAM mass inside the located hand's box on up to
 64 held-out images (with the box's share of the input, the mass a heatmap blind to the hand
-would score). Test images are never trained on or selected on.
+would score). Test images are never trained on or selected on. The runs inherit
+BONEAGE_TRAIN_PRECISION (e.g. bf16 on a CPU where it is faster: README), so every run of one
+invocation trains in the same precision; each row records it.
 
     python benchmarks/bench_budget.py --data ../shared/data/rsna-sample --out bench-out/budget \
         --runs default --recalibrate [linear,linear-sex,isotonic,inverse]
@@ -142,6 +144,7 @@ def evaluate_run(name: str, out: Path, data_dir: Path, budget: float) -> dict:
     return {
         "run": name, "recipe": metadata["recipe"], "epochs_run": metadata["metrics"]["epochs_run"],
         "cpu_seconds": used, "budget_share": used / budget, "val_mae": metadata["metrics"]["val_mae"],
+        "training_precision": metadata.get("training_precision", {"dtype": "fp32", "channels_last": False}),
         "n": metrics["n"], **{k: metrics["regression"][k] for k in ("mae", "rmse", "r2")},
         "by_sex": {sex: metrics["by_sex"][sex]["mae"] for sex in ("M", "F")},
         "by_age_band": [{k: row[k] for k in ("band", "n", "mae", "mean_signed_error")} for row in metrics["by_age_band"]],
