@@ -429,6 +429,8 @@ class Trainer:
                 f"no model was saved to {self.out_dir / 'model.pt'}. Try a lower learning rate.")
         final_model = self.evaluated_model()
         final_model.load_state_dict(self.best_state)
+        # measured in the layout a loaded checkpoint has, so that its numbers repeat from model.pt
+        final_model.to(memory_format=torch.contiguous_format)
         test_images, test_male, test_ages = self.data.part("test")
         metrics: dict = {"best_epoch": self.best["epoch"], "val_mae": self.best["val_mae"],
                          "epochs_run": self.epoch, "train_seconds": round(self.train_seconds, 1),
