@@ -174,7 +174,9 @@ def test_training_precision_is_chosen_by_setting_and_recorded(learning_data, tmp
     assert metadata["training_precision"] == {"dtype": "bf16", "channels_last": True}
     assert np.isfinite(metadata["metrics"]["val_mae"]) and np.isfinite(metadata["metrics"]["test_mae"])
     monkeypatch.setenv("BONEAGE_TRAIN_PRECISION", "fp32")
-    monkeypatch.setenv("BONEAGE_CHANNELS_LAST", "0")
-    checkpoint = train(train_dir, "demo", tmp_path / "fp32", epochs=1, image_size=48, limit=96, progress=False)
-    metadata = json.loads(checkpoint.with_suffix(".json").read_text())
-    assert metadata["training_precision"] == {"dtype": "fp32", "channels_last": False}
+    float32 = train(train_dir, "demo", tmp_path / "fp32", epochs=1, image_size=48, limit=96, progress=False)
+    metadata = json.loads(float32.with_suffix(".json").read_text())
+    assert metadata["training_precision"] == {"dtype": "fp32", "channels_last": True}
+    # the same seed, data and layout: only the autocast differs, and it changed the weights
+    bf16_weights, fp32_weights = load_checkpoint(checkpoint)["state_dict"], load_checkpoint(float32)["state_dict"]
+    assert any(not torch.equal(bf16_weights[k], fp32_weights[k]) for k in bf16_weights)
