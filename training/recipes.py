@@ -96,7 +96,8 @@ SEED = Recipe(
 # given 36 epochs there, CLAHE gave 16.66 against 22.37: its gain is one of longer training.
 # Validating only from three quarters of the schedule on (validate_from=0.75) let a 1,200-CPU-s run
 # train 67 epochs instead of 56 (the first epoch and the last quarter are still validated; the best
-# epoch was in the last quarter in every run) for 14.18 / 14.88 months against 14.77 (7 Dec).
+# epoch was in the last quarter in every run) for 14.18 / 14.88 / 12.98 months (seeds 0-2) against
+# 14.77 (seed 0) under bfloat16 (7 Dec, docs/benchmarks.md).
 DEFAULT = Recipe(name="default", image_size=160, batch_size=16, lr=1e-3, intensity="clahe", progressive_from=96,
                  validate_from=0.75)
 
