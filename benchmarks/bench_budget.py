@@ -9,15 +9,15 @@ budget counts each process's CPU time, so runs side by side get the same compute
 the machine is. Runs (--runs, comma-separated; NAME=RECIPE[:FIELD=VALUE...] adds a variant, and seed=N
 trains it under another seed: weights, order and augmentation; the split stays the same):
   seed-budget     the report's recipe given as many epochs as the budget allows
-  default         the project's recipe (the whole film, CLAHE, 160 px grown from 96 px)
-  default-crop    ... cut to the located hand
+  default         the project's recipe (cut to the located hand, CLAHE, 160 px grown from 96 px)
+  default-whole-film   ... on the whole film, as before 7 Dec
   default-224     ... at 224 px (and -256)
   default-lds     ... with label-distribution-smoothing weights
   default-bmse    ... with balanced MSE instead of smooth L1 (training/balanced_mse.py)
   default-fixed-size   ... at 160 px throughout, without progressive resizing
   default-percentile   ... without CLAHE: the percentile stretch alone
-(docs/benchmarks.md's earlier runs default-progressive and default-clahe added those two to the
-`default` of their day; both are in `default` now.)
+(docs/benchmarks.md's earlier runs default-progressive, default-clahe and default-crop added those
+three to the `default` of their day; all are in `default` now.)
 Reported for each: held-out MAE, RMSE, R², MAE by sex and by true age band, CPU seconds used
 and their share of the budget, and the Grad-CAM mass inside the located hand's box on up to
 64 held-out images (with the box's share of the input, the mass a heatmap blind to the hand
@@ -50,7 +50,7 @@ import numpy as np
 RUNS = {
     "seed-budget": ("seed", {}),
     "default": ("default", {}),
-    "default-crop": ("default", {"crop": "hand"}),
+    "default-whole-film": ("default", {"crop": "none"}),  # default before it cropped to the hand
     "default-224": ("default", {"image_size": 224}),
     "default-256": ("default", {"image_size": 256}),
     "default-lds": ("default", {"sample_weighting": "lds"}),

@@ -21,8 +21,8 @@ SIZE = 64
 
 
 def _paths_agree(data_dir, tmp_path, limit=None):
-    recipe = get_recipe("large").with_overrides(image_size=SIZE, init="random")
-    assert recipe.crop == "hand"
+    recipe = get_recipe("default").with_overrides(image_size=SIZE, init="random")
+    assert recipe.crop == "hand"  # default and large both crop
     data = TrainingData.prepare(data_dir, recipe, limit=limit, progress=False, cache_dir=tmp_path / "train-cache")
 
     # a checkpoint written as training writes it, loaded as the CLI and the workers load it
@@ -57,7 +57,8 @@ def test_training_evaluation_and_prediction_crop_identically_real(tmp_path):
 def test_checkpoints_from_before_the_crop_mean_the_whole_film():
     old = {"image_size": 160, "resize_mode": "letterbox", "intensity": "percentile"}
     assert Preprocessing(**old).crop == "none"
-    assert get_recipe("seed").crop == "none" and get_recipe("default").crop == "none"
+    assert get_recipe("seed").crop == "none"
+    assert get_recipe("default").crop == "hand" and get_recipe("large").crop == "hand"
 
 
 @pytest.mark.parametrize("crop", ["none", "hand"])
