@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from core.hand import HandLocation, locate_hand
+from core.hand import HandLocation
 from core.hand_memo import hand_location
 
 # torchvision's Resize(256) + CenterCrop(224): resize the shorter side to size * 256/224.
@@ -40,8 +40,9 @@ class Preprocessing:
 
 def hand_square(gray: np.ndarray) -> tuple[int, int, int, int] | None:
     """The square (left, top, right, bottom) around the located hand with its margin, which may
-    reach past the film's edges; None when no hand is found."""
-    return square_around(locate_hand(gray))
+    reach past the film's edges; None when no hand is found. The location is the one the image
+    checks and the orientation already found on this film (core.hand_memo)."""
+    return square_around(hand_location(gray))
 
 
 def square_around(location: HandLocation) -> tuple[int, int, int, int] | None:

@@ -1,5 +1,5 @@
-"""core.hand_memo: the image checks and the orientation share one hand location per decoded
-film, and the answer is locate_hand's own."""
+"""core.hand_memo: the image checks, the orientation and a crop="hand" model's preprocessing
+share one hand location per decoded film, and the answer is locate_hand's own."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ import core.hand_memo as memo
 from core.hand import locate_hand
 from core.image_checks import check_pixels
 from training.orientation import upright
+import training.preprocess as preprocessing
+from training.preprocess import Preprocessing, crop_region, hand_in_input, preprocess
 
 
 def _film(seed: int = 0) -> np.ndarray:
@@ -51,3 +53,23 @@ def test_another_array_is_located_again_and_entries_go_with_their_images(monkeyp
     del first
     gc.collect()
     assert len(memo._located) < before
+
+
+def test_the_hand_crop_reuses_the_location_of_the_checks(monkeypatch):
+    calls = []
+
+    def counting(image):
+        calls.append(id(image))
+        return locate_hand(image)
+
+    monkeypatch.setattr(memo, "locate_hand", counting)
+    # a direct call from the preprocessing (bypassing the memo) would be counted too
+    monkeypatch.setattr(preprocessing, "locate_hand", counting, raising=False)
+    film = _film(2)
+    check_pixels(film)
+    (result,) = upright([film])
+    config = Preprocessing(64, "letterbox", "clahe", "hand")
+    preprocess(result.image, config)  # the Predictor's square
+    hand_in_input(result.image, config)  # the result's hand box
+    assert crop_region(result.image, config) is not None
+    assert len(calls) == 1
